@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+
+	"github.com/ordersaga/ordersaga/internal/accounts"
+	"github.com/ordersaga/ordersaga/internal/config"
+	"github.com/ordersaga/ordersaga/internal/devstack"
+	"github.com/ordersaga/ordersaga/internal/logging"
+	"github.com/ordersaga/ordersaga/internal/migrate"
+	"github.com/ordersaga/ordersaga/internal/postgres"
+	"github.com/ordersaga/ordersaga/internal/temporalsetup"
+)
+
+func runDev(ctx context.Context, cfg config.Config, log *zap.Logger) error {
+	return devstack.Run(ctx, cfg, log, os.Stdout, func(cfg config.Config, reg *prometheus.Registry) []devstack.Service {
+		return services(cfg, log, reg)
+	})
+}
+
+func runMigrate(ctx context.Context, cfg config.Config, log *zap.Logger) error {
+	return migrate.Run(ctx, cfg, log)
+}
+
+func runAdminCreate(ctx context.Context, cfg config.Config, log *zap.Logger, email, password, name string) error {
+	if email == "" || len(password) < 8 {
+		return usageError{"admin create needs --email and a --password of at least 8 characters"}
+	}
+	if err := cfg.Require("AUTH_DATABASE_URL"); err != nil {
+		return err
+	}
+	pool, err := postgres.Open(ctx, cfg.AuthDatabaseURL, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	u, err := accounts.NewStore(pool).Create(ctx, email, name, password, accounts.RoleAdmin)
+	if errors.Is(err, accounts.ErrEmailTaken) {
+		return fmt.Errorf("an account with email %s exists already", email)
+	}
+	if err != nil {
+		return err
+	}
+	log.Info("admin created", zap.String("user_id", u.ID.String()))
+	return nil
+}
+
+func runTemporalSetup(ctx context.Context, cfg config.Config, log *zap.Logger) error {
+	if err := cfg.Require("TEMPORAL_ADDRESS"); err != nil {
+		return err
+	}
+	c, err := client.DialContext(ctx, client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace, Logger: logging.Temporal(log)})
+	if err != nil {
+		return fmt.Errorf("dial temporal: %w", err)
+	}
+	defer c.Close()
+	if err := temporalsetup.EnsureNamespace(ctx, c, cfg.TemporalNamespace); err != nil {
+		return err
+	}
+	if err := temporalsetup.EnsureSearchAttributes(ctx, c, cfg.TemporalNamespace); err != nil {
+		return err
+	}
+	log.Info("temporal namespace ready", zap.String("namespace", cfg.TemporalNamespace))
+	return nil
+}
+
+// services lists what `dev` runs in its one process.
+func services(cfg config.Config, log *zap.Logger, reg *prometheus.Registry) []devstack.Service {
+	return nil
+}
+
+func runWorker(ctx context.Context, cfg config.Config, log *zap.Logger, which string) error {
+	return fmt.Errorf("worker %s: not built yet", which)
+}

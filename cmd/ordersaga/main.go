@@ -1,0 +1,102 @@
+// Command ordersaga runs every part of ordersaga: one binary, one subcommand
+// per service. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/ordersaga/ordersaga/internal/config"
+	"github.com/ordersaga/ordersaga/internal/logging"
+)
+
+const usage = `usage: ordersaga <command> [flags]
+
+commands:
+  dev                       run the whole system locally (PostgreSQL, Kafka, Temporal, every service)
+  migrate                   apply the SQL migrations of every schema
+  worker order|product|payment
+                            run one Temporal worker
+  admin create --email E --password P
+                            create an admin account
+  temporal setup            register the namespace and search attributes on TEMPORAL_ADDRESS
+
+Configuration is read from the environment; see README.md.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1], os.Args[2:])
+	stop()
+	var ue usageError
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintf(os.Stderr, "ordersaga: %v\n\n%s", err, usage)
+		os.Exit(2)
+	case err != nil && !errors.Is(err, context.Canceled):
+		fmt.Fprintf(os.Stderr, "ordersaga: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func run(ctx context.Context, cmd string, args []string) error {
+	cfg, err := config.Load()
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log, err := logging.New(cfg.LogLevel, cmd == "dev")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	log = log.With(zap.String("command", cmd))
+
+	switch cmd {
+	case "dev":
+		return runDev(ctx, cfg, log)
+	case "migrate":
+		return runMigrate(ctx, cfg, log)
+	case "worker":
+		if len(args) != 1 {
+			return usageError{"worker needs one of: order, product, payment"}
+		}
+		return runWorker(ctx, cfg, log, args[0])
+	case "admin":
+		if len(args) == 0 || args[0] != "create" {
+			return usageError{"admin needs the subcommand create"}
+		}
+		fs := flag.NewFlagSet("admin create", flag.ContinueOnError)
+		email := fs.String("email", "", "the admin's email")
+		password := fs.String("password", "", "the admin's password (at least 8 characters)")
+		name := fs.String("name", "Admin", "the admin's display name")
+		if err := fs.Parse(args[1:]); err != nil {
+			return usageError{err.Error()}
+		}
+		return runAdminCreate(ctx, cfg, log, *email, *password, *name)
+	case "temporal":
+		if len(args) != 1 || args[0] != "setup" {
+			return usageError{"temporal needs the subcommand setup"}
+		}
+		return runTemporalSetup(ctx, cfg, log)
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return nil
+	default:
+		return usageError{fmt.Sprintf("unknown command %q", cmd)}
+	}
+}

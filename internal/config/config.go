@@ -1,0 +1,236 @@
+// Package config reads ordersaga's configuration from the environment, once,
+// into a typed and validated struct. Nothing else in the project reads the
+// environment.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"go.uber.org/zap/zapcore"
+)
+
+// Config is the whole configuration of every ordersaga service. Each service
+// reads the fields it needs; `ordersaga dev` fills in the addresses of the
+// servers it starts where the environment left them empty.
+type Config struct {
+	// DatabaseURL is the default PostgreSQL DSN for every schema.
+	DatabaseURL string `env:"DATABASE_URL"`
+	// Per-service DSNs let each schema live in its own database.
+	AuthDatabaseURL     string `env:"AUTH_DATABASE_URL"`
+	CatalogDatabaseURL  string `env:"CATALOG_DATABASE_URL"`
+	OrdersDatabaseURL   string `env:"ORDERS_DATABASE_URL"`
+	PaymentsDatabaseURL string `env:"PAYMENTS_DATABASE_URL"`
+	// DatabaseMaxConns bounds each service's connection pool.
+	DatabaseMaxConns int32 `env:"DATABASE_MAX_CONNS" envDefault:"16"`
+
+	KafkaBrokers []string `env:"KAFKA_BROKERS" envSeparator:","`
+	KafkaTopic   string   `env:"KAFKA_TOPIC" envDefault:"order-events"`
+
+	TemporalAddress   string `env:"TEMPORAL_ADDRESS"`
+	TemporalNamespace string `env:"TEMPORAL_NAMESPACE" envDefault:"default"`
+	TemporalUIURL     string `env:"TEMPORAL_UI_URL"`
+
+	GatewayAddr string `env:"GATEWAY_ADDR" envDefault:"127.0.0.1:8080"`
+	WSAddr      string `env:"WS_ADDR" envDefault:"127.0.0.1:8081"`
+	MetricsAddr string `env:"METRICS_ADDR" envDefault:"127.0.0.1:9464"`
+
+	JWTSecret string        `env:"JWT_SECRET"`
+	LogLevel  zapcore.Level `env:"LOG_LEVEL" envDefault:"info"`
+
+	// StepTimeout bounds each saga step (schedule to close); past it the
+	// order is compensated and REJECTED(timeout).
+	StepTimeout time.Duration `env:"ORDER_STEP_TIMEOUT" envDefault:"5m"`
+	// StarterInterval is how often the order worker looks for accepted
+	// orders whose workflow was never started.
+	StarterInterval time.Duration `env:"ORDER_STARTER_INTERVAL" envDefault:"5s"`
+	// StarterGrace is how old a PENDING order without a workflow must be
+	// before the starter takes it over from the gateway.
+	StarterGrace time.Duration `env:"ORDER_STARTER_GRACE" envDefault:"10s"`
+
+	Worker Worker
+
+	Dev Dev
+}
+
+// Worker holds the tuning knobs of a Temporal worker. Zero means the SDK's default.
+type Worker struct {
+	MaxConcurrentActivities    int           `env:"WORKER_MAX_CONCURRENT_ACTIVITIES" envDefault:"0"`
+	MaxConcurrentWorkflowTasks int           `env:"WORKER_MAX_CONCURRENT_WORKFLOW_TASKS" envDefault:"0"`
+	ActivityPollers            int           `env:"WORKER_ACTIVITY_POLLERS" envDefault:"0"`
+	WorkflowPollers            int           `env:"WORKER_WORKFLOW_POLLERS" envDefault:"0"`
+	ShutdownTimeout            time.Duration `env:"WORKER_SHUTDOWN_TIMEOUT" envDefault:"30s"`
+}
+
+// Dev holds the settings of the local stack that `ordersaga dev` starts.
+type Dev struct {
+	DataDir        string `env:"ORDERSAGA_DATA_DIR" envDefault:".data"`
+	PostgresPort   int    `env:"DEV_POSTGRES_PORT" envDefault:"55432"`
+	KafkaPort      int    `env:"DEV_KAFKA_PORT" envDefault:"9092"`
+	TemporalPort   int    `env:"DEV_TEMPORAL_PORT" envDefault:"7233"`
+	TemporalUIPort int    `env:"DEV_TEMPORAL_UI_PORT" envDefault:"8233"`
+	// TemporalCLI is the path of the Temporal CLI; empty means the one the
+	// tools module pins, built on first use.
+	TemporalCLI string `env:"TEMPORAL_CLI"`
+}
+
+// Load reads the configuration from the process environment.
+func Load() (Config, error) { return parse(env.Options{}) }
+
+// LoadFrom reads the configuration from the given variables only; tests use it.
+func LoadFrom(vars map[string]string) (Config, error) {
+	return parse(env.Options{Environment: vars})
+}
+
+func parse(opts env.Options) (Config, error) {
+	var c Config
+	if err := env.ParseWithOptions(&c, opts); err != nil {
+		return Config{}, namedError(err)
+	}
+	c.applyDefaults()
+	if err := c.validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+func (c *Config) applyDefaults() {
+	for _, dsn := range []*string{&c.AuthDatabaseURL, &c.CatalogDatabaseURL, &c.OrdersDatabaseURL, &c.PaymentsDatabaseURL} {
+		if *dsn == "" {
+			*dsn = c.DatabaseURL
+		}
+	}
+}
+
+// FillDatabase points every DSN that is still empty at dsn; `dev` calls it
+// with the server it started.
+func (c *Config) FillDatabase(dsn string) {
+	if c.DatabaseURL == "" {
+		c.DatabaseURL = dsn
+	}
+	c.applyDefaults()
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(name, why string) { errs = append(errs, fmt.Errorf("%s: %s", name, why)) }
+	for name, dsn := range map[string]string{
+		"DATABASE_URL": c.DatabaseURL, "AUTH_DATABASE_URL": c.AuthDatabaseURL,
+		"CATALOG_DATABASE_URL": c.CatalogDatabaseURL, "ORDERS_DATABASE_URL": c.OrdersDatabaseURL,
+		"PAYMENTS_DATABASE_URL": c.PaymentsDatabaseURL,
+	} {
+		if dsn != "" && !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+			bad(name, "must be a postgres:// URL")
+		}
+	}
+	if c.DatabaseMaxConns < 1 {
+		bad("DATABASE_MAX_CONNS", "must be at least 1")
+	}
+	for _, b := range c.KafkaBrokers {
+		if !strings.Contains(b, ":") {
+			bad("KAFKA_BROKERS", fmt.Sprintf("%q is not host:port", b))
+		}
+	}
+	if c.KafkaTopic == "" {
+		bad("KAFKA_TOPIC", "must not be empty")
+	}
+	if c.TemporalAddress != "" && !strings.Contains(c.TemporalAddress, ":") {
+		bad("TEMPORAL_ADDRESS", "must be host:port")
+	}
+	if c.TemporalNamespace == "" {
+		bad("TEMPORAL_NAMESPACE", "must not be empty")
+	}
+	if c.StepTimeout < time.Second {
+		bad("ORDER_STEP_TIMEOUT", "must be at least 1s")
+	}
+	if c.StarterInterval <= 0 {
+		bad("ORDER_STARTER_INTERVAL", "must be positive")
+	}
+	if c.StarterGrace < 0 {
+		bad("ORDER_STARTER_GRACE", "must not be negative")
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		bad("JWT_SECRET", "must be at least 32 characters")
+	}
+	for name, p := range map[string]int{
+		"DEV_POSTGRES_PORT": c.Dev.PostgresPort, "DEV_KAFKA_PORT": c.Dev.KafkaPort,
+		"DEV_TEMPORAL_PORT": c.Dev.TemporalPort, "DEV_TEMPORAL_UI_PORT": c.Dev.TemporalUIPort,
+	} {
+		if p < 1 || p > 65535 {
+			bad(name, "must be a port number (1-65535)")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Require names the variables that a service cannot run without.
+func (c *Config) Require(names ...string) error {
+	var errs []error
+	for _, n := range names {
+		var v string
+		switch n {
+		case "DATABASE_URL":
+			v = c.DatabaseURL
+		case "AUTH_DATABASE_URL":
+			v = c.AuthDatabaseURL
+		case "CATALOG_DATABASE_URL":
+			v = c.CatalogDatabaseURL
+		case "ORDERS_DATABASE_URL":
+			v = c.OrdersDatabaseURL
+		case "PAYMENTS_DATABASE_URL":
+			v = c.PaymentsDatabaseURL
+		case "TEMPORAL_ADDRESS":
+			v = c.TemporalAddress
+		case "KAFKA_BROKERS":
+			v = strings.Join(c.KafkaBrokers, ",")
+		case "JWT_SECRET":
+			v = c.JWTSecret
+		default:
+			return fmt.Errorf("config: unknown variable %s", n)
+		}
+		if v == "" {
+			errs = append(errs, fmt.Errorf("%s: must be set", n))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// namedError rewrites the parser's errors, which name Go fields, so that they
+// name the environment variable the operator has to fix.
+func namedError(err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	vars := envNames(reflect.TypeOf(Config{}), map[string]string{})
+	var out []error
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			if v, ok := vars[pe.Name]; ok {
+				out = append(out, fmt.Errorf("%s: invalid value: %v", v, pe.Err))
+				continue
+			}
+		}
+		out = append(out, e)
+	}
+	return errors.Join(out...)
+}
+
+func envNames(t reflect.Type, into map[string]string) map[string]string {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Type.Kind() == reflect.Struct && f.Tag.Get("env") == "" {
+			envNames(f.Type, into)
+			continue
+		}
+		if name, _, _ := strings.Cut(f.Tag.Get("env"), ","); name != "" {
+			into[f.Name] = name
+		}
+	}
+	return into
+}

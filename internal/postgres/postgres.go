@@ -1,0 +1,54 @@
+// Package postgres opens the pgx pools the services use.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Open returns a pool on dsn with at most maxConns connections, once the
+// server answers. It retries until ctx is done, so a service that starts
+// before its database waits instead of crashing.
+func Open(ctx context.Context, dsn string, maxConns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// The parser's message can echo the password; say only what is wrong.
+		return nil, errors.New("postgres: cannot parse the DSN")
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if err := WaitReady(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
+}
+
+// WaitReady pings pool until it answers or ctx ends.
+func WaitReady(ctx context.Context, pool *pgxpool.Pool) error {
+	delay := 50 * time.Millisecond
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		err := pool.Ping(pctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("postgres %s:%d did not answer: %w", pool.Config().ConnConfig.Host, pool.Config().ConnConfig.Port, err)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, time.Second)
+	}
+}

@@ -1,0 +1,237 @@
+// Package testenv gives integration tests real servers: a throwaway
+// PostgreSQL (initdb in a temporary directory), a Kafka-protocol broker
+// (kfake) and the Temporal dev server from the pinned CLI, each on a free
+// port. Each is started at most once per test binary, on first use, and
+// stopped by Main when the binary's tests are done.
+//
+// A server that cannot start fails the test with the reason; tests never skip.
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/client"
+
+	"github.com/ordersaga/ordersaga/internal/kafkabroker"
+	"github.com/ordersaga/ordersaga/internal/pgserver"
+	"github.com/ordersaga/ordersaga/internal/ports"
+	"github.com/ordersaga/ordersaga/internal/temporalserver"
+	"github.com/ordersaga/ordersaga/internal/temporalsetup"
+	"github.com/ordersaga/ordersaga/schema"
+)
+
+const templateDB = "ordersaga_template"
+
+// lazy starts one server on first use and remembers the outcome.
+type lazy[T any] struct {
+	once sync.Once
+	val  T
+	err  error
+	stop func()
+}
+
+func (l *lazy[T]) get(t testing.TB, start func() (T, func(), error)) T {
+	t.Helper()
+	l.once.Do(func() { l.val, l.stop, l.err = start() })
+	if l.err != nil {
+		t.Fatalf("testenv: %v", l.err)
+	}
+	return l.val
+}
+
+var (
+	pg       lazy[*pgserver.Server]
+	kafka    lazy[*kafkabroker.Broker]
+	temporal lazy[*temporalserver.Server]
+	dbSeq    atomic.Int64
+	nsSeq    atomic.Int64
+)
+
+// Main runs the package's tests, then stops every server they started.
+// Call it from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	for _, stop := range []func(){temporal.stop, kafka.stop, pg.stop} {
+		if stop != nil {
+			stop()
+		}
+	}
+	os.Exit(code)
+}
+
+func startCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 10*time.Minute)
+}
+
+func postgres(t testing.TB) *pgserver.Server {
+	return pg.get(t, func() (*pgserver.Server, func(), error) {
+		ctx, cancel := startCtx()
+		defer cancel()
+		dir, err := os.MkdirTemp("", "ordersaga-pg-")
+		if err != nil {
+			return nil, nil, err
+		}
+		port, err := ports.Free()
+		if err != nil {
+			return nil, nil, err
+		}
+		s, err := pgserver.Start(ctx, pgserver.Options{DataDir: dir + "/data", Port: port, Database: templateDB, Ephemeral: true})
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, nil, err
+		}
+		stop := func() { s.Stop(); os.RemoveAll(dir) }
+		if err := migrateTemplate(ctx, s.DSN()); err != nil {
+			stop()
+			return nil, nil, err
+		}
+		return s, stop, nil
+	})
+}
+
+func migrateTemplate(ctx context.Context, dsn string) error {
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	for _, name := range schema.Names {
+		if _, err := schema.Migrate(ctx, pool, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// NewDatabase creates a fresh, fully migrated database for t and drops it
+// when t ends. It returns the database's DSN.
+func NewDatabase(t testing.TB) string {
+	t.Helper()
+	s := postgres(t)
+	name := fmt.Sprintf("test_%d_%d", os.Getpid(), dbSeq.Add(1))
+	admin := s.DSN()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatalf("testenv: connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, templateDB)); err != nil {
+		t.Fatalf("testenv: create database: %v", err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), admin)
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	})
+	cfg, _ := pgx.ParseConfig(admin)
+	return fmt.Sprintf("postgres://postgres@%s:%d/%s?sslmode=disable", cfg.Host, cfg.Port, name)
+}
+
+// NewPool is NewDatabase with a pool on it, closed when t ends.
+func NewPool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 32
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("testenv: pool: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// EmptyDatabase creates a database with no schema at all, for migration tests.
+func EmptyDatabase(t testing.TB) string {
+	t.Helper()
+	s := postgres(t)
+	name := fmt.Sprintf("empty_%d_%d", os.Getpid(), dbSeq.Add(1))
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.DSN())
+	if err != nil {
+		t.Fatalf("testenv: connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("testenv: create database: %v", err)
+	}
+	cfg, _ := pgx.ParseConfig(s.DSN())
+	return fmt.Sprintf("postgres://postgres@%s:%d/%s?sslmode=disable", cfg.Host, cfg.Port, name)
+}
+
+// KafkaBrokers returns the seed addresses of the binary's broker.
+func KafkaBrokers(t testing.TB) []string {
+	t.Helper()
+	b := kafka.get(t, func() (*kafkabroker.Broker, func(), error) {
+		ctx, cancel := startCtx()
+		defer cancel()
+		b, err := kafkabroker.Start(ctx, kafkabroker.Options{})
+		if err != nil {
+			return nil, nil, err
+		}
+		return b, b.Stop, nil
+	})
+	return b.Addrs()
+}
+
+// TemporalAddress returns the frontend address of the binary's Temporal dev server.
+func TemporalAddress(t testing.TB) string {
+	t.Helper()
+	s := temporal.get(t, func() (*temporalserver.Server, func(), error) {
+		ctx, cancel := startCtx()
+		defer cancel()
+		logFile := os.TempDir() + fmt.Sprintf("/ordersaga-temporal-%d.log", os.Getpid())
+		s, err := temporalserver.Start(ctx, temporalserver.Options{LogFile: logFile})
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, func() { s.Stop(); os.Remove(logFile) }, nil
+	})
+	return s.Addr()
+}
+
+// NewNamespace registers a fresh Temporal namespace with ordersaga's search
+// attributes, so that a test's task queues and workflows see no other
+// test's. It returns the server address and the namespace.
+func NewNamespace(t testing.TB) (addr, namespace string) {
+	t.Helper()
+	addr = TemporalAddress(t)
+	namespace = fmt.Sprintf("test-%d-%d", os.Getpid(), nsSeq.Add(1))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := client.DialContext(ctx, client.Options{HostPort: addr, Namespace: namespace})
+	if err != nil {
+		t.Fatalf("testenv: dial temporal: %v", err)
+	}
+	defer c.Close()
+	if err := temporalsetup.EnsureNamespace(ctx, c, namespace); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	// A new namespace reaches the frontend's cache within seconds; wait for it.
+	for {
+		err := temporalsetup.EnsureSearchAttributes(ctx, c, namespace)
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("testenv: namespace %s not usable: %v", namespace, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return addr, namespace
+}
