@@ -77,4 +77,3 @@ func lockID(schemaName string) int64 {
 }
 
 func quoteIdent(s string) string { return `"` + s + `"` }
-

@@ -47,11 +47,11 @@ type Services func(cfg config.Config, reg *prometheus.Registry) []Service
 
 // Stack is the running local stack.
 type Stack struct {
-	cfg     config.Config
-	log     *zap.Logger
-	out     io.Writer
-	stops   []func()
-	urls    [][2]string
+	cfg   config.Config
+	log   *zap.Logger
+	out   io.Writer
+	stops []func()
+	urls  [][2]string
 }
 
 // Run brings the stack up, runs the services until ctx ends, then stops

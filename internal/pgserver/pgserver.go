@@ -6,7 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-		"os"
+	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
