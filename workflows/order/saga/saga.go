@@ -1,0 +1,346 @@
+// Package saga is OrderWorkflow: one order as a saga over the inventory and
+// payment activities, with compensation. It is workflow code, so it is
+// deterministic: no I/O, no wall clock, no goroutines, no map iteration; it
+// imports only the Temporal SDK and the order contract.
+package saga
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/ordersaga/ordersaga/workflows/order"
+)
+
+// UndoAttempts is how often an undo is tried before the order ends FAILED.
+const UndoAttempts = 8
+
+// cancelWait is how long the cancel update waits for the compensation to
+// finish before it answers with the status at that moment.
+const cancelWait = 10 * time.Second
+
+// OrderWorkflow runs one order from PENDING (recorded by the gateway) to a
+// terminal status: reserve stock, authorize, capture and commit; on a
+// decline, a cancellation or a timeout it undoes what was done.
+func OrderWorkflow(ctx workflow.Context, in order.Input) (order.Result, error) {
+	s, err := newSaga(ctx, in)
+	if err != nil {
+		return order.Result{}, err
+	}
+	return s.run(ctx)
+}
+
+// undo is a compensation, registered before the step it undoes is called,
+// since a step that timed out may still have taken effect.
+type undo struct {
+	name     string
+	queue    string
+	activity string
+	arg      any
+}
+
+type saga struct {
+	in          order.Input
+	stepTimeout time.Duration
+	log         log.Logger
+
+	view            order.View
+	cancelRequested bool
+	cancelReason    order.Reason
+	compensating    bool
+	cancelSteps     workflow.CancelFunc
+	undos           []undo
+}
+
+func newSaga(ctx workflow.Context, in order.Input) (*saga, error) {
+	if in.OrderID == "" || len(in.Lines) == 0 || in.PaymentMethod == "" {
+		return nil, temporal.NewNonRetryableApplicationError("order input needs an order id, lines and a payment method", order.ErrInvalidRequest, nil)
+	}
+	s := &saga{
+		in:          in,
+		stepTimeout: in.StepTimeout,
+		log:         log.With(workflow.GetLogger(ctx), "order_id", in.OrderID),
+		view:        order.View{Status: order.Pending, Seq: 1},
+	}
+	if s.stepTimeout <= 0 {
+		s.stepTimeout = order.DefaultStepTimeout
+	}
+	if err := workflow.SetQueryHandler(ctx, order.QueryStatus, func() (order.View, error) {
+		return s.snapshot(), nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, order.UpdateCancel, s.cancel,
+		workflow.UpdateHandlerOptions{Validator: s.validateCancel}); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *saga) run(ctx workflow.Context) (order.Result, error) {
+	stepCtx, cancelSteps := workflow.WithCancel(ctx)
+	s.cancelSteps = cancelSteps
+	defer cancelSteps()
+
+	// Reserve the stock.
+	stock := order.StockRequest{OrderID: s.in.OrderID, Lines: stockLines(s.in.Lines)}
+	s.register(undo{"release stock", order.TaskQueueProduct, order.ActivityReleaseStock, order.StockRequest{OrderID: s.in.OrderID}})
+	var reservation order.Reservation
+	if err := s.step(stepCtx, order.TaskQueueProduct, order.ActivityReserveStock, "reserve stock", stock, &reservation); err != nil {
+		return s.abort(ctx, err)
+	}
+	if err := s.transition(ctx, order.Reserved, order.ReasonNone); err != nil {
+		return order.Result{}, err
+	}
+	if s.stopRequested(ctx) {
+		return s.abort(ctx, nil)
+	}
+
+	// Authorize the payment.
+	pay := order.PaymentRequest{OrderID: s.in.OrderID, PaymentMethod: s.in.PaymentMethod, AmountCents: s.in.TotalCents, Currency: s.in.Currency}
+	s.register(undo{"void payment", order.TaskQueuePayment, order.ActivityVoidPayment, order.PaymentRequest{OrderID: s.in.OrderID, AmountCents: s.in.TotalCents, Currency: s.in.Currency}})
+	var auth order.Authorization
+	if err := s.step(stepCtx, order.TaskQueuePayment, order.ActivityAuthorizePayment, "authorize payment", pay, &auth); err != nil {
+		return s.abort(ctx, err)
+	}
+	if err := s.transition(ctx, order.Authorized, order.ReasonNone); err != nil {
+		return order.Result{}, err
+	}
+	if s.stopRequested(ctx) {
+		return s.abort(ctx, nil)
+	}
+
+	// Capture. From here the order completes: the cancel validator refuses,
+	// capture and commit are retried until they get an answer, and they run
+	// disconnected, so not even a cancellation of the workflow stops them.
+	s.view.CaptureIssued = true
+	ctx, _ = workflow.NewDisconnectedContext(ctx)
+	capture := order.PaymentRequest{OrderID: s.in.OrderID, AmountCents: s.in.TotalCents, Currency: s.in.Currency}
+	if err := s.finalStep(ctx, order.TaskQueuePayment, order.ActivityCapturePayment, "capture payment", capture); err != nil {
+		return s.abort(ctx, err)
+	}
+	s.undos = nil // captured: the stock is sold, nothing is undone from here.
+	if err := s.finalStep(ctx, order.TaskQueueProduct, order.ActivityCommitStock, "commit stock", order.StockRequest{OrderID: s.in.OrderID}); err != nil {
+		// Commit cannot fail for a business reason once units are held: this
+		// is a defect or a manual change, and the payment is captured. An
+		// operator has to look.
+		s.log.Error("commit stock failed after capture", "error", err)
+		return s.finish(ctx, order.Failed, order.ReasonStepFailed)
+	}
+	return s.finish(ctx, order.Confirmed, order.ReasonNone)
+}
+
+// validateCancel refuses a cancellation once the order is terminal, once
+// the capture was issued, or while the order is being rejected.
+func (s *saga) validateCancel(req order.CancelRequest) error {
+	if req.Reason != order.ReasonCustomer && req.Reason != order.ReasonAdmin {
+		return fmt.Errorf("cancel reason must be %q or %q", order.ReasonCustomer, order.ReasonAdmin)
+	}
+	switch {
+	case s.view.Status.Terminal():
+		return fmt.Errorf("order is already %s", s.view.Status)
+	case s.view.CaptureIssued:
+		return errors.New("payment capture already issued")
+	case s.compensating && !s.cancelRequested:
+		return errors.New("order is already being rejected")
+	}
+	return nil
+}
+
+// cancel asks the running step to stop; the main flow then compensates and
+// records CANCELLED. It waits a little for that, so that callers usually
+// see the final status.
+func (s *saga) cancel(ctx workflow.Context, req order.CancelRequest) (order.View, error) {
+	if !s.cancelRequested {
+		s.cancelRequested = true
+		s.cancelReason = req.Reason
+		s.log.Info("cancellation accepted", "reason", string(req.Reason))
+		s.cancelSteps()
+	}
+	if _, err := workflow.AwaitWithTimeout(ctx, cancelWait, func() bool { return s.view.Status.Terminal() }); err != nil {
+		return order.View{}, err
+	}
+	return s.snapshot(), nil
+}
+
+// stopRequested reports a cancellation that arrived while no step was
+// running: by the cancel update, or by cancelling the workflow itself.
+func (s *saga) stopRequested(ctx workflow.Context) bool {
+	return s.cancelRequested || ctx.Err() != nil
+}
+
+func (s *saga) register(u undo) { s.undos = append(s.undos, u) }
+
+// abort compensates and records why the order stopped. stepErr is the
+// failed step's error, or nil when a cancellation stopped the flow between
+// steps.
+func (s *saga) abort(ctx workflow.Context, stepErr error) (order.Result, error) {
+	status, reason := s.classify(stepErr)
+	s.log.Info("order stopping", "status", string(status), "reason", string(reason), "error", stepErr)
+	s.compensating = true
+	// Disconnected: a workflow cancellation must not skip the undos.
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	if !s.compensate(dctx) {
+		status, reason = order.Failed, order.ReasonCompensationFailed
+	}
+	return s.finish(dctx, status, reason)
+}
+
+func (s *saga) classify(err error) (order.Status, order.Reason) {
+	if s.cancelRequested {
+		return order.Cancelled, s.cancelReason
+	}
+	if err == nil || temporal.IsCanceledError(err) {
+		// The workflow itself was cancelled, e.g. by an operator in the UI.
+		return order.Cancelled, order.ReasonAdmin
+	}
+	if temporal.IsTimeoutError(err) {
+		return order.Rejected, order.ReasonTimeout
+	}
+	var actErr *temporal.ActivityError
+	if errors.As(err, &actErr) && actErr.RetryState() == enums.RETRY_STATE_TIMEOUT {
+		// Retries ran out of the step's schedule-to-close bound.
+		return order.Rejected, order.ReasonTimeout
+	}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		switch appErr.Type() {
+		case order.ErrOutOfStock:
+			return order.Rejected, order.ReasonOutOfStock
+		case order.ErrPaymentDeclined:
+			return order.Rejected, order.ReasonPaymentDeclined
+		case order.ErrInsufficientFunds:
+			return order.Rejected, order.ReasonInsufficientFunds
+		case order.ErrCaptureDeclined:
+			return order.Rejected, order.ReasonCaptureFailed
+		}
+		if !appErr.NonRetryable() {
+			// Steps retry without an attempt limit, so a retryable error
+			// surfaces only when the step's time bound ran out.
+			return order.Rejected, order.ReasonTimeout
+		}
+	}
+	return order.Failed, order.ReasonStepFailed
+}
+
+// compensate runs the registered undos last-in first-out. Each undo is
+// idempotent and safe when its step never happened. It reports whether
+// every undo succeeded; it tries all of them either way.
+func (s *saga) compensate(ctx workflow.Context) bool {
+	ok := true
+	for i := len(s.undos) - 1; i >= 0; i-- {
+		u := s.undos[i]
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			TaskQueue:           u.queue,
+			StartToCloseTimeout: 30 * time.Second,
+			RetryPolicy: &temporal.RetryPolicy{
+				InitialInterval:    time.Second,
+				BackoffCoefficient: 2,
+				MaximumInterval:    30 * time.Second,
+				MaximumAttempts:    UndoAttempts,
+			},
+			Summary: u.name,
+		})
+		if err := workflow.ExecuteActivity(actx, u.activity, u.arg).Get(actx, nil); err != nil {
+			s.log.Error("compensation failed", "undo", u.name, "error", err)
+			ok = false
+			continue
+		}
+		s.view.Compensations = append(s.view.Compensations, u.name)
+	}
+	s.undos = nil
+	return ok
+}
+
+// step runs a cancellable saga step bounded by the step timeout.
+func (s *saga) step(ctx workflow.Context, queue, activity, summary string, arg, out any) error {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:              queue,
+		ScheduleToCloseTimeout: s.stepTimeout,
+		StartToCloseTimeout:    min(30*time.Second, s.stepTimeout),
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    500 * time.Millisecond,
+			BackoffCoefficient: 2,
+			MaximumInterval:    10 * time.Second,
+		},
+		Summary: summary,
+	})
+	return workflow.ExecuteActivity(actx, activity, arg).Get(actx, out)
+}
+
+// finalStep runs a step after the capture was issued: it is retried until
+// it answers, since giving up could leave money taken for an unconfirmed order.
+func (s *saga) finalStep(ctx workflow.Context, queue, activity, summary string, arg any) error {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:           queue,
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    500 * time.Millisecond,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+		},
+		Summary: summary,
+	})
+	return workflow.ExecuteActivity(actx, activity, arg).Get(actx, nil)
+}
+
+// transition records a status change (read model and outbox, in one
+// transaction, by a local activity) and then shows it to operators.
+func (s *saga) transition(ctx workflow.Context, status order.Status, reason order.Reason) error {
+	rec := order.StatusRecord{
+		OrderID:    s.in.OrderID,
+		CustomerID: s.in.CustomerID,
+		Seq:        s.view.Seq + 1,
+		Status:     status,
+		Reason:     reason,
+		TotalCents: s.in.TotalCents,
+		OccurredAt: workflow.Now(ctx).UTC(),
+	}
+	// Disconnected: a recorded transition must not be cut short by a cancellation.
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	lctx := workflow.WithLocalActivityOptions(dctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
+		// Until the database answers: a transition is never dropped.
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second},
+	})
+	if err := workflow.ExecuteLocalActivity(lctx, order.ActivityRecordStatus, rec).Get(lctx, nil); err != nil {
+		return fmt.Errorf("record %s: %w", status, err)
+	}
+	s.view.Seq, s.view.Status, s.view.Reason = rec.Seq, status, reason
+	if err := workflow.UpsertTypedSearchAttributes(ctx, order.SearchStatus.ValueSet(string(status))); err != nil {
+		return fmt.Errorf("upsert search attributes: %w", err)
+	}
+	s.log.Info("order status changed", "status", string(status), "reason", string(reason), "seq", rec.Seq)
+	return nil
+}
+
+// finish records the terminal status and waits for running update
+// handlers, so a cancel call gets its answer before the workflow closes.
+func (s *saga) finish(ctx workflow.Context, status order.Status, reason order.Reason) (order.Result, error) {
+	if err := s.transition(ctx, status, reason); err != nil {
+		return order.Result{}, err
+	}
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return order.Result{}, err
+	}
+	return order.Result{OrderID: s.in.OrderID, Status: status, Reason: reason, Seq: s.view.Seq}, nil
+}
+
+func (s *saga) snapshot() order.View {
+	v := s.view
+	v.Compensations = append([]string(nil), s.view.Compensations...)
+	return v
+}
+
+func stockLines(lines []order.Line) []order.StockLine {
+	out := make([]order.StockLine, len(lines))
+	for i, l := range lines {
+		out[i] = order.StockLine{SKU: l.SKU, Quantity: l.Quantity}
+	}
+	return out
+}
