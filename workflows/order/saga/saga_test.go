@@ -331,15 +331,15 @@ func cancelAt(env *testsuite.TestWorkflowEnvironment, after time.Duration, reaso
 
 func sendCancel(env *testsuite.TestWorkflowEnvironment, reason order.Reason, got *order.View, gotErr *error) {
 	env.UpdateWorkflow(order.UpdateCancel, "cancel-1", &testsuite.TestUpdateCallback{
-			OnReject: func(err error) { *gotErr = err },
-			OnAccept: func() {},
-			OnComplete: func(v interface{}, err error) {
-				if err != nil {
-					*gotErr = err
-					return
-				}
-				*got = v.(order.View)
-			},
+		OnReject: func(err error) { *gotErr = err },
+		OnAccept: func() {},
+		OnComplete: func(v interface{}, err error) {
+			if err != nil {
+				*gotErr = err
+				return
+			}
+			*got = v.(order.View)
+		},
 	}, order.CancelRequest{Reason: reason})
 }
 
