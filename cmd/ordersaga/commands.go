@@ -17,6 +17,7 @@ import (
 	"github.com/ordersaga/ordersaga/internal/migrate"
 	"github.com/ordersaga/ordersaga/internal/postgres"
 	"github.com/ordersaga/ordersaga/internal/temporalsetup"
+	"github.com/ordersaga/ordersaga/workers"
 )
 
 func runDev(ctx context.Context, cfg config.Config, log *zap.Logger) error {
@@ -72,10 +73,16 @@ func runTemporalSetup(ctx context.Context, cfg config.Config, log *zap.Logger) e
 }
 
 // services lists what `dev` runs in its one process.
-func services(cfg config.Config, log *zap.Logger, reg *prometheus.Registry) []devstack.Service {
-	return nil
+func services(cfg config.Config, log *zap.Logger, _ *prometheus.Registry) []devstack.Service {
+	var out []devstack.Service
+	for _, which := range []string{"order", "product", "payment"} {
+		out = append(out, devstack.Service{Name: which + " worker", Run: func(ctx context.Context) error {
+			return workers.Run(ctx, cfg, log, which)
+		}})
+	}
+	return out
 }
 
 func runWorker(ctx context.Context, cfg config.Config, log *zap.Logger, which string) error {
-	return fmt.Errorf("worker %s: not built yet", which)
+	return workers.Run(ctx, cfg, log, which)
 }

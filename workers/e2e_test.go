@@ -1,0 +1,378 @@
+package workers_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.uber.org/zap"
+
+	"github.com/ordersaga/ordersaga/activities/payment"
+	"github.com/ordersaga/ordersaga/internal/config"
+	"github.com/ordersaga/ordersaga/internal/orderstore"
+	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/workers"
+	"github.com/ordersaga/ordersaga/workflows/order"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// system is the three workers on the harness's Temporal and PostgreSQL.
+type system struct {
+	pool    *pgxpool.Pool
+	client  client.Client
+	store   *orderstore.Store
+	starter *workers.Starter
+}
+
+func startSystem(t *testing.T) *system {
+	t.Helper()
+	addr, ns := testenv.NewNamespace(t)
+	pool := testenv.NewPool(t)
+	c, err := client.Dial(client.Options{HostPort: addr, Namespace: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	log := zap.NewNop()
+	store := orderstore.New(pool)
+	sim := payment.NewSimulator()
+	sim.SlowDelay = 2 * time.Second
+	opts := worker.Options{WorkerStopTimeout: 5 * time.Second}
+	for _, w := range []worker.Worker{
+		workers.NewOrder(c, store, opts, log),
+		workers.NewProduct(c, pool, opts, log),
+		workers.NewPayment(c, pool, sim, opts, log),
+	} {
+		if err := w.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(w.Stop)
+	}
+	cfg, err := config.LoadFrom(map[string]string{"ORDER_STARTER_INTERVAL": "200ms", "ORDER_STARTER_GRACE": "0s", "ORDER_STEP_TIMEOUT": "1m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &system{pool: pool, client: c, store: store, starter: workers.NewStarter(store, c, cfg, log)}
+}
+
+func (s *system) product(t *testing.T, sku string, price int64, stock map[string]int) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := s.pool.Exec(ctx, `INSERT INTO catalog.products (sku, name, brand, price_cents) VALUES ($1, $1, 'Test', $2)`, sku, price); err != nil {
+		t.Fatal(err)
+	}
+	for wh, n := range stock {
+		if _, err := s.pool.Exec(ctx, `INSERT INTO catalog.stock (sku, warehouse, on_hand) VALUES ($1, $2, $3)`, sku, wh, n); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.pool.Exec(ctx, `INSERT INTO catalog.stock_movements (sku, warehouse, on_hand_delta, reserved_delta, kind, actor) VALUES ($1, $2, $3, 0, 'initial', 'test')`, sku, wh, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func newOrder(token string, lines ...order.Line) orderstore.NewOrder {
+	return orderstore.NewOrder{ID: uuid.New(), CustomerID: uuid.New(), Lines: lines, PaymentMethod: token, Currency: "USD"}
+}
+
+// place records the order as the gateway does and, if start, starts its workflow.
+func (s *system) place(t *testing.T, n orderstore.NewOrder, start bool) {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.store.CreatePending(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	if !start {
+		return
+	}
+	if err := order.Start(ctx, s.client, n.Input(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.MarkStarted(ctx, n.ID.String()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *system) waitAllTerminal(t *testing.T, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var open int
+		if err := s.pool.QueryRow(context.Background(), `SELECT count(*) FROM orders.orders WHERE status NOT IN ('CONFIRMED','REJECTED','CANCELLED','FAILED')`).Scan(&open); err != nil {
+			t.Fatal(err)
+		}
+		if open == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d orders still not terminal after %s", open, within)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (s *system) status(t *testing.T, id uuid.UUID) string {
+	t.Helper()
+	var st, reason string
+	if err := s.pool.QueryRow(context.Background(), `SELECT status, reason FROM orders.orders WHERE id = $1`, id).Scan(&st, &reason); err != nil {
+		t.Fatal(err)
+	}
+	if reason != "" {
+		return st + "(" + reason + ")"
+	}
+	return st
+}
+
+// checkInvariants checks DESIGN.md's invariants 1-4 in SQL once every order is terminal.
+func (s *system) checkInvariants(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	count := func(what, sql string) {
+		t.Helper()
+		var n int
+		if err := s.pool.QueryRow(ctx, sql).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if n != 0 {
+			t.Errorf("invariant broken: %s (%d rows)", what, n)
+		}
+	}
+	// 1. No oversell, and nothing stays held once every order is terminal.
+	count("0 <= reserved <= on_hand", `SELECT count(*) FROM catalog.stock WHERE NOT (0 <= reserved AND reserved <= on_hand)`)
+	count("no units held after every order ended", `SELECT count(*) FROM catalog.stock WHERE reserved <> 0`)
+	count("no reservation left RESERVED", `SELECT count(*) FROM catalog.reservations WHERE status = 'RESERVED'`)
+	// 2. Conservation: initial on_hand − units of confirmed orders = on_hand, per sku.
+	count("conservation per sku", `
+		WITH initial AS (SELECT sku, sum(on_hand_delta) n FROM catalog.stock_movements WHERE kind IN ('initial','adjust') GROUP BY sku),
+		     sold AS (SELECT l.sku, sum(l.quantity) n FROM orders.order_lines l JOIN orders.orders o ON o.id = l.order_id WHERE o.status = 'CONFIRMED' GROUP BY l.sku),
+		     now AS (SELECT sku, sum(on_hand) n FROM catalog.stock GROUP BY sku)
+		SELECT count(*) FROM now JOIN initial USING (sku) LEFT JOIN sold USING (sku)
+		WHERE initial.n - coalesce(sold.n, 0) <> now.n`)
+	count("ledger explains every stock row", `SELECT count(*) FROM catalog.stock s
+		LEFT JOIN (SELECT sku, warehouse, sum(on_hand_delta) oh, sum(reserved_delta) rs FROM catalog.stock_movements GROUP BY 1, 2) m USING (sku, warehouse)
+		WHERE s.on_hand <> coalesce(m.oh, 0) OR s.reserved <> coalesce(m.rs, 0)`)
+	// 3. Money: CAPTURED exactly for CONFIRMED orders, for their total; every other authorization voided.
+	count("captured payment without a confirmed order", `SELECT count(*) FROM payments.payments p LEFT JOIN orders.orders o ON o.id = p.order_id
+		WHERE p.status = 'CAPTURED' AND (o.status IS DISTINCT FROM 'CONFIRMED' OR o.total_cents <> p.amount_cents)`)
+	count("confirmed order without a captured payment", `SELECT count(*) FROM orders.orders o LEFT JOIN payments.payments p ON p.order_id = o.id
+		WHERE o.status = 'CONFIRMED' AND p.status IS DISTINCT FROM 'CAPTURED'`)
+	count("authorization left open", `SELECT count(*) FROM payments.payments WHERE status IN ('AUTHORIZED', 'PENDING')`)
+	// 4. Every order terminal, its events seq 1..n without gaps, the last one its status.
+	count("order not terminal", `SELECT count(*) FROM orders.orders WHERE status NOT IN ('CONFIRMED','REJECTED','CANCELLED','FAILED')`)
+	count("event seqs with gaps", `SELECT count(*) FROM (SELECT order_id, max(seq) m, count(*) c, min(seq) lo FROM orders.order_events GROUP BY order_id) e
+		WHERE e.c <> e.m OR e.lo <> 1`)
+	count("read model disagrees with the last event", `SELECT count(*) FROM orders.orders o JOIN orders.order_events e ON e.order_id = o.id AND e.seq = o.last_seq
+		WHERE e.status <> o.status OR e.reason <> o.reason`)
+	count("FAILED orders", `SELECT count(*) FROM orders.orders WHERE status = 'FAILED'`)
+}
+
+// TestHundredOrdersEndToEnd runs 100 orders with a mix of tokens, some for
+// skus that run out, 10 of them left for the starter, and 3 cancelled while
+// authorizing; every order ends terminal and the invariants hold.
+func TestHundredOrdersEndToEnd(t *testing.T) {
+	s := startSystem(t)
+	s.product(t, "PLENTY-1", 1000, map[string]int{"east": 500, "west": 500})
+	s.product(t, "PLENTY-2", 250, map[string]int{"east": 500})
+	s.product(t, "SCARCE-1", 9900, map[string]int{"east": 4, "west": 3})
+	s.product(t, "SCARCE-2", 4900, map[string]int{"west": 5})
+
+	tokens := []string{payment.TokenOK, payment.TokenOK, payment.TokenOK, payment.TokenDeclined, payment.TokenInsufficientFunds,
+		payment.TokenTransientError, payment.TokenCaptureFails, payment.TokenOK}
+	allowed := map[string][]string{
+		payment.TokenOK:                {"CONFIRMED"},
+		payment.TokenTransientError:    {"CONFIRMED"},
+		payment.TokenSlow:              {"CONFIRMED", "CANCELLED(customer)"},
+		payment.TokenDeclined:          {"REJECTED(payment_declined)"},
+		payment.TokenInsufficientFunds: {"REJECTED(insufficient_funds)"},
+		payment.TokenCaptureFails:      {"REJECTED(capture_failed)"},
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var placed []orderstore.NewOrder
+	var cancelled []orderstore.NewOrder
+	for i := 0; i < 100; i++ {
+		token := tokens[i%len(tokens)]
+		lines := []order.Line{{SKU: "PLENTY-1", Name: "Plenty", Quantity: 1 + rng.IntN(3), UnitPriceCents: 1000}}
+		if i%3 == 0 {
+			lines = append(lines, order.Line{SKU: "SCARCE-1", Name: "Scarce", Quantity: 1 + rng.IntN(2), UnitPriceCents: 9900})
+		}
+		if i%5 == 0 {
+			lines = append(lines, order.Line{SKU: "SCARCE-2", Name: "Scarce 2", Quantity: 1, UnitPriceCents: 4900})
+		}
+		if i%7 == 0 {
+			lines = append(lines, order.Line{SKU: "PLENTY-2", Name: "Plenty 2", Quantity: 2, UnitPriceCents: 250})
+		}
+		if i >= 97 {
+			// Cancelled while authorizing: plentiful stock, so only the cancel stops them.
+			token = payment.TokenSlow
+			lines = lines[:1]
+		}
+		n := newOrder(token, lines...)
+		s.place(t, n, i%10 != 9) // every tenth order is left for the starter
+		placed = append(placed, n)
+		if token == payment.TokenSlow {
+			cancelled = append(cancelled, n)
+		}
+	}
+
+	starterCtx, stopStarter := context.WithCancel(context.Background())
+	starterDone := make(chan struct{})
+	go func() { _ = s.starter.Run(starterCtx); close(starterDone) }()
+	defer func() { stopStarter(); <-starterDone }()
+
+	// Cancel the slow ones while their authorization is at the provider.
+	var wg sync.WaitGroup
+	for _, n := range cancelled {
+		wg.Add(1)
+		go func(n orderstore.NewOrder) {
+			defer wg.Done()
+			s.cancelWhen(t, n.ID, order.Reserved)
+		}(n)
+	}
+	wg.Wait()
+	s.waitAllTerminal(t, 3*time.Minute)
+
+	outcomes := map[string]int{}
+	for _, n := range placed {
+		got := s.status(t, n.ID)
+		outcomes[got]++
+		ok := got == "REJECTED(out_of_stock)" && n.PaymentMethod != payment.TokenSlow
+		for _, want := range allowed[n.PaymentMethod] {
+			ok = ok || got == want
+		}
+		if !ok {
+			t.Errorf("order with %s ended %s", n.PaymentMethod, got)
+		}
+	}
+	for _, n := range cancelled {
+		if got := s.status(t, n.ID); got != "CANCELLED(customer)" {
+			t.Errorf("slow order cancelled while authorizing ended %s", got)
+		}
+	}
+	t.Logf("outcomes: %v", outcomes)
+	if outcomes["REJECTED(out_of_stock)"] == 0 || outcomes["CONFIRMED"] == 0 {
+		t.Errorf("the mix should confirm some orders and run some skus out: %v", outcomes)
+	}
+	s.checkInvariants(t)
+	s.checkVisibility(t, outcomes)
+}
+
+// cancelWhen sends the cancel update once the order shows status.
+func (s *system) cancelWhen(t *testing.T, id uuid.UUID, status order.Status) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		var st string
+		_ = s.pool.QueryRow(ctx, `SELECT status FROM orders.orders WHERE id = $1`, id).Scan(&st)
+		if st == string(status) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Errorf("order %s never reached %s (is %s)", id, status, st)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	h, err := s.client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: order.WorkflowID(id.String()), UpdateName: order.UpdateCancel,
+		Args: []any{order.CancelRequest{Reason: order.ReasonCustomer}}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		t.Errorf("cancel %s: %v", id, err)
+		return
+	}
+	var v order.View
+	if err := h.Get(ctx, &v); err != nil {
+		t.Errorf("cancel %s: %v", id, err)
+		return
+	}
+	if v.Status != order.Cancelled || strings.Join(v.Compensations, ",") != "void payment,release stock" {
+		t.Errorf("cancel answered %+v", v)
+	}
+}
+
+// checkVisibility: operators can filter by OrderStatus in the Temporal UI.
+func (s *system) checkVisibility(t *testing.T, outcomes map[string]int) {
+	t.Helper()
+	want := 0
+	for k, n := range outcomes {
+		if strings.HasPrefix(k, "REJECTED") {
+			want += n
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := s.client.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{Query: `OrderStatus = "REJECTED"`})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int(resp.GetCount()) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf(`visibility query OrderStatus="REJECTED" finds %d workflows, the database %d`, resp.GetCount(), want)
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func TestCancelOfConfirmedOrderIsRefusedByTheServer(t *testing.T) {
+	s := startSystem(t)
+	s.product(t, "SKU-1", 100, map[string]int{"east": 5})
+	n := newOrder(payment.TokenOK, order.Line{SKU: "SKU-1", Name: "x", Quantity: 1, UnitPriceCents: 100})
+	s.place(t, n, true)
+	s.waitAllTerminal(t, time.Minute)
+	_, err := s.client.UpdateWorkflow(context.Background(), client.UpdateWorkflowOptions{
+		WorkflowID: order.WorkflowID(n.ID.String()), UpdateName: order.UpdateCancel,
+		Args: []any{order.CancelRequest{Reason: order.ReasonCustomer}}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		t.Error("cancel of a confirmed order was accepted")
+	}
+	if got := s.status(t, n.ID); got != "CONFIRMED" {
+		t.Errorf("order is %s", got)
+	}
+	s.checkInvariants(t)
+}
+
+// TestStarterPicksUpOrphans: orders recorded while no workflow could be
+// started are run by the starter, once each, however often it runs.
+func TestStarterPicksUpOrphans(t *testing.T) {
+	s := startSystem(t)
+	s.product(t, "SKU-1", 100, map[string]int{"east": 50})
+	var ids []uuid.UUID
+	for i := 0; i < 5; i++ {
+		n := newOrder(payment.TokenOK, order.Line{SKU: "SKU-1", Name: "x", Quantity: 2, UnitPriceCents: 100})
+		s.place(t, n, false)
+		ids = append(ids, n.ID)
+	}
+	ctx := context.Background()
+	started, err := s.starter.Once(ctx)
+	if err != nil || started != 5 {
+		t.Fatalf("starter started %d, %v", started, err)
+	}
+	if again, err := s.starter.Once(ctx); err != nil || again != 0 {
+		t.Errorf("second pass started %d, %v", again, err)
+	}
+	s.waitAllTerminal(t, time.Minute)
+	for _, id := range ids {
+		if got := s.status(t, id); got != "CONFIRMED" {
+			t.Errorf("orphan %s ended %s", id, got)
+		}
+	}
+	var onHand int
+	_ = s.pool.QueryRow(ctx, `SELECT on_hand FROM catalog.stock WHERE sku = 'SKU-1'`).Scan(&onHand)
+	if onHand != 40 {
+		t.Errorf("on_hand %d, want 40: each orphan must run exactly once", onHand)
+	}
+	s.checkInvariants(t)
+}

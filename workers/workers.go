@@ -1,0 +1,130 @@
+// Package workers wires ordersaga's three Temporal workers: the order
+// worker (OrderWorkflow, its RecordStatus local activity and the starter),
+// the product worker (inventory activities) and the payment worker
+// (payment activities and the simulator).
+package workers
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+	"go.uber.org/zap"
+
+	"github.com/ordersaga/ordersaga/activities/inventory"
+	"github.com/ordersaga/ordersaga/activities/orders"
+	"github.com/ordersaga/ordersaga/activities/payment"
+	"github.com/ordersaga/ordersaga/internal/config"
+	"github.com/ordersaga/ordersaga/internal/orderstore"
+	"github.com/ordersaga/ordersaga/internal/postgres"
+	"github.com/ordersaga/ordersaga/internal/temporalclient"
+	"github.com/ordersaga/ordersaga/workflows/order"
+	"github.com/ordersaga/ordersaga/workflows/order/saga"
+)
+
+// Options turns the configured tuning into worker options. Zero values
+// leave the SDK's defaults.
+func Options(w config.Worker) worker.Options {
+	return worker.Options{
+		MaxConcurrentActivityExecutionSize:      w.MaxConcurrentActivities,
+		MaxConcurrentLocalActivityExecutionSize: w.MaxConcurrentActivities,
+		MaxConcurrentWorkflowTaskExecutionSize:  w.MaxConcurrentWorkflowTasks,
+		MaxConcurrentActivityTaskPollers:        w.ActivityPollers,
+		MaxConcurrentWorkflowTaskPollers:        w.WorkflowPollers,
+		// On shutdown, running activities get this long to finish.
+		WorkerStopTimeout: w.ShutdownTimeout,
+	}
+}
+
+// NewOrder returns the order worker: the workflow and its local activity.
+func NewOrder(c client.Client, store *orderstore.Store, opts worker.Options, log *zap.Logger) worker.Worker {
+	w := worker.New(c, order.TaskQueueOrders, opts)
+	w.RegisterWorkflowWithOptions(saga.OrderWorkflow, workflow.RegisterOptions{Name: order.WorkflowName})
+	acts := orders.New(store, log)
+	w.RegisterActivityWithOptions(acts.RecordStatus, activity.RegisterOptions{Name: order.ActivityRecordStatus})
+	return w
+}
+
+// NewProduct returns the product worker with the inventory activities.
+func NewProduct(c client.Client, catalog *pgxpool.Pool, opts worker.Options, log *zap.Logger) worker.Worker {
+	w := worker.New(c, order.TaskQueueProduct, opts)
+	acts := inventory.New(catalog, log)
+	w.RegisterActivityWithOptions(acts.ReserveStock, activity.RegisterOptions{Name: order.ActivityReserveStock})
+	w.RegisterActivityWithOptions(acts.CommitStock, activity.RegisterOptions{Name: order.ActivityCommitStock})
+	w.RegisterActivityWithOptions(acts.ReleaseStock, activity.RegisterOptions{Name: order.ActivityReleaseStock})
+	return w
+}
+
+// NewPayment returns the payment worker with the payment activities.
+func NewPayment(c client.Client, payments *pgxpool.Pool, provider payment.Provider, opts worker.Options, log *zap.Logger) worker.Worker {
+	w := worker.New(c, order.TaskQueuePayment, opts)
+	acts := payment.New(payments, provider, log)
+	w.RegisterActivityWithOptions(acts.AuthorizePayment, activity.RegisterOptions{Name: order.ActivityAuthorizePayment})
+	w.RegisterActivityWithOptions(acts.CapturePayment, activity.RegisterOptions{Name: order.ActivityCapturePayment})
+	w.RegisterActivityWithOptions(acts.VoidPayment, activity.RegisterOptions{Name: order.ActivityVoidPayment})
+	return w
+}
+
+// Run runs the worker named which ("order", "product" or "payment") until
+// ctx ends, then stops it gracefully. It is `ordersaga worker <which>`.
+func Run(ctx context.Context, cfg config.Config, log *zap.Logger, which string) error {
+	var dsnVar, dsn string
+	switch which {
+	case "order":
+		dsnVar, dsn = "ORDERS_DATABASE_URL", cfg.OrdersDatabaseURL
+	case "product":
+		dsnVar, dsn = "CATALOG_DATABASE_URL", cfg.CatalogDatabaseURL
+	case "payment":
+		dsnVar, dsn = "PAYMENTS_DATABASE_URL", cfg.PaymentsDatabaseURL
+	default:
+		return fmt.Errorf("unknown worker %q: want order, product or payment", which)
+	}
+	if err := cfg.Require(dsnVar, "TEMPORAL_ADDRESS"); err != nil {
+		return err
+	}
+	log = log.With(zap.String("worker", which))
+	pool, err := postgres.Open(ctx, dsn, cfg.DatabaseMaxConns)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	c, err := temporalclient.Dial(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, log)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	opts := Options(cfg.Worker)
+	var w worker.Worker
+	var background func(ctx context.Context) error
+	switch which {
+	case "order":
+		store := orderstore.New(pool)
+		w = NewOrder(c, store, opts, log)
+		background = NewStarter(store, c, cfg, log).Run
+	case "product":
+		w = NewProduct(c, pool, opts, log)
+	case "payment":
+		w = NewPayment(c, pool, payment.NewSimulator(), opts, log)
+	}
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start %s worker: %w", which, err)
+	}
+	log.Info("worker started")
+	var bgErr error
+	if background != nil {
+		bgErr = background(ctx)
+	} else {
+		<-ctx.Done()
+	}
+	log.Info("worker stopping; running activities may finish", zap.Duration("timeout", cfg.Worker.ShutdownTimeout))
+	w.Stop()
+	if bgErr != nil && ctx.Err() == nil {
+		return bgErr
+	}
+	return nil
+}
