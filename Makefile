@@ -5,7 +5,7 @@ TEMPORAL := $(BIN)/temporal
 # Integration tests start real servers per package; two at a time fit 2 cores.
 TESTFLAGS ?= -count=1 -p 2 -timeout 14m
 
-.PHONY: dev test lint build tools fmtcheck vet unit clean-data
+.PHONY: dev test lint build tools fmtcheck vet bench clean-data
 
 build:
 	$(GO) build -o $(BIN)/ordersaga ./cmd/ordersaga
@@ -30,6 +30,10 @@ vet:
 
 lint: fmtcheck vet
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+# Benchmarks on real servers; see each benchmark's comment for what it reports.
+bench: tools
+	$(GO) test -run '^$$' -bench . -benchtime 300x -count 3 ./workers/
 
 # Removes the local stack's data (PostgreSQL, Kafka, Temporal).
 clean-data:

@@ -13,7 +13,6 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
-	"go.uber.org/zap"
 
 	"github.com/ordersaga/ordersaga/activities/payment"
 	"github.com/ordersaga/ordersaga/internal/config"
@@ -33,16 +32,12 @@ type system struct {
 	starter *workers.Starter
 }
 
-func startSystem(t *testing.T) *system {
+func startSystem(t testing.TB) *system {
 	t.Helper()
 	addr, ns := testenv.NewNamespace(t)
 	pool := testenv.NewPool(t)
-	c, err := client.Dial(client.Options{HostPort: addr, Namespace: ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	log := zap.NewNop()
+	c := testenv.TemporalClient(t, addr, ns)
+	log := testenv.Logger()
 	store := orderstore.New(pool)
 	sim := payment.NewSimulator()
 	sim.SlowDelay = 2 * time.Second
@@ -64,7 +59,7 @@ func startSystem(t *testing.T) *system {
 	return &system{pool: pool, client: c, store: store, starter: workers.NewStarter(store, c, cfg, log)}
 }
 
-func (s *system) product(t *testing.T, sku string, price int64, stock map[string]int) {
+func (s *system) product(t testing.TB, sku string, price int64, stock map[string]int) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := s.pool.Exec(ctx, `INSERT INTO catalog.products (sku, name, brand, price_cents) VALUES ($1, $1, 'Test', $2)`, sku, price); err != nil {
@@ -85,7 +80,7 @@ func newOrder(token string, lines ...order.Line) orderstore.NewOrder {
 }
 
 // place records the order as the gateway does and, if start, starts its workflow.
-func (s *system) place(t *testing.T, n orderstore.NewOrder, start bool) {
+func (s *system) place(t testing.TB, n orderstore.NewOrder, start bool) {
 	t.Helper()
 	ctx := context.Background()
 	if err := s.store.CreatePending(ctx, n); err != nil {
@@ -133,7 +128,7 @@ func (s *system) status(t *testing.T, id uuid.UUID) string {
 }
 
 // checkInvariants checks DESIGN.md's invariants 1-4 in SQL once every order is terminal.
-func (s *system) checkInvariants(t *testing.T) {
+func (s *system) checkInvariants(t testing.TB) {
 	t.Helper()
 	ctx := context.Background()
 	count := func(what, sql string) {

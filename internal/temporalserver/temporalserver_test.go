@@ -22,11 +22,7 @@ func greet(ctx workflow.Context, name string) (string, error) {
 
 func TestWorkflowRunsOnDevServer(t *testing.T) {
 	addr, ns := testenv.NewNamespace(t)
-	c, err := client.Dial(client.Options{HostPort: addr, Namespace: ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := testenv.TemporalClient(t, addr, ns)
 	w := worker.New(c, "smoke", worker.Options{})
 	w.RegisterWorkflow(greet)
 	if err := w.Start(); err != nil {
@@ -51,11 +47,7 @@ func TestWorkflowRunsOnDevServer(t *testing.T) {
 
 func TestSearchAttributesAreRegisteredOnce(t *testing.T) {
 	addr, ns := testenv.NewNamespace(t)
-	c, err := client.Dial(client.Options{HostPort: addr, Namespace: ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := testenv.TemporalClient(t, addr, ns)
 	ctx := context.Background()
 	// NewNamespace registered them already; a second run must be a no-op.
 	if err := temporalsetup.EnsureSearchAttributes(ctx, c, ns); err != nil {

@@ -20,7 +20,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/client"
 
+	"go.uber.org/zap"
+
 	"github.com/ordersaga/ordersaga/internal/kafkabroker"
+	"github.com/ordersaga/ordersaga/internal/logging"
 	"github.com/ordersaga/ordersaga/internal/pgserver"
 	"github.com/ordersaga/ordersaga/internal/ports"
 	"github.com/ordersaga/ordersaga/internal/temporalserver"
@@ -234,4 +237,29 @@ func NewNamespace(t testing.TB) (addr, namespace string) {
 		}
 	}
 	return addr, namespace
+}
+
+// Logger is the logger for tests' Temporal clients and workers: warnings
+// and errors only, so that a failing test's output is readable.
+func Logger() *zap.Logger {
+	cfg := zap.NewDevelopmentConfig()
+	cfg.Level = zap.NewAtomicLevelAt(zap.WarnLevel)
+	cfg.DisableStacktrace = true
+	l, err := cfg.Build()
+	if err != nil {
+		return zap.NewNop()
+	}
+	return l
+}
+
+// TemporalClient dials the namespace of NewNamespace with a quiet logger
+// and closes the client when t ends.
+func TemporalClient(t testing.TB, addr, namespace string) client.Client {
+	t.Helper()
+	c, err := client.Dial(client.Options{HostPort: addr, Namespace: namespace, Logger: logging.Temporal(Logger())})
+	if err != nil {
+		t.Fatalf("testenv: dial temporal: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
 }

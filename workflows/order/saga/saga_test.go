@@ -15,6 +15,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/ordersaga/ordersaga/internal/logging"
+	"github.com/ordersaga/ordersaga/internal/testenv"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
@@ -130,6 +132,13 @@ func (w *world) statuses(t *testing.T) []string {
 	return out
 }
 
+// newEnv returns a test environment that logs warnings and errors only.
+func newEnv() *testsuite.TestWorkflowEnvironment {
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(logging.Temporal(testenv.Logger()))
+	return s.NewTestWorkflowEnvironment()
+}
+
 func input() order.Input {
 	return order.Input{
 		OrderID:       "7f1c9a4e-0000-4000-8000-000000000001",
@@ -167,8 +176,7 @@ type outcome struct {
 
 func execute(t *testing.T, w *world, in order.Input, setup func(env *testsuite.TestWorkflowEnvironment)) outcome {
 	t.Helper()
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := newEnv()
 	env.SetTestTimeout(30 * time.Second)
 	w.register(env)
 	if setup != nil {
@@ -471,8 +479,7 @@ func TestCancelValidatorRefusesUnknownReason(t *testing.T) {
 func TestStatusQuery(t *testing.T) {
 	w := newWorld()
 	w.authorize = blockUntilCancelled
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := newEnv()
 	w.register(env)
 	var view order.View
 	env.RegisterDelayedCallback(func() {
