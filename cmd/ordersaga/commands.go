@@ -10,10 +10,12 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
+	"github.com/ordersaga/ordersaga/gateway"
 	"github.com/ordersaga/ordersaga/internal/accounts"
 	"github.com/ordersaga/ordersaga/internal/config"
 	"github.com/ordersaga/ordersaga/internal/devstack"
 	"github.com/ordersaga/ordersaga/internal/logging"
+	"github.com/ordersaga/ordersaga/internal/metrics"
 	"github.com/ordersaga/ordersaga/internal/migrate"
 	"github.com/ordersaga/ordersaga/internal/postgres"
 	"github.com/ordersaga/ordersaga/internal/temporalsetup"
@@ -73,14 +75,25 @@ func runTemporalSetup(ctx context.Context, cfg config.Config, log *zap.Logger) e
 }
 
 // services lists what `dev` runs in its one process.
-func services(cfg config.Config, log *zap.Logger, _ *prometheus.Registry) []devstack.Service {
-	var out []devstack.Service
+func services(cfg config.Config, log *zap.Logger, reg *prometheus.Registry) []devstack.Service {
+	out := []devstack.Service{{
+		Name: "gateway",
+		Run: func(ctx context.Context) error {
+			return gateway.Run(ctx, cfg, log, reg, nil)
+		},
+		Links: [][2]string{{"REST API", "http://" + cfg.GatewayAddr + "/api/v1"}},
+	}}
 	for _, which := range []string{"order", "product", "payment"} {
 		out = append(out, devstack.Service{Name: which + " worker", Run: func(ctx context.Context) error {
 			return workers.Run(ctx, cfg, log, which)
 		}})
 	}
 	return out
+}
+
+func runGateway(ctx context.Context, cfg config.Config, log *zap.Logger) error {
+	reg := metrics.NewRegistry()
+	return gateway.Run(ctx, cfg, log, reg, nil)
 }
 
 func runWorker(ctx context.Context, cfg config.Config, log *zap.Logger, which string) error {

@@ -22,6 +22,7 @@ const usage = `usage: ordersaga <command> [flags]
 commands:
   dev                       run the whole system locally (PostgreSQL, Kafka, Temporal, every service)
   migrate                   apply the SQL migrations of every schema
+  gateway                   run the REST gateway
   worker order|product|payment
                             run one Temporal worker
   admin create --email E --password P
@@ -71,6 +72,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return runDev(ctx, cfg, log)
 	case "migrate":
 		return runMigrate(ctx, cfg, log)
+	case "gateway":
+		return runGateway(ctx, cfg, log)
 	case "worker":
 		if len(args) != 1 {
 			return usageError{"worker needs one of: order, product, payment"}

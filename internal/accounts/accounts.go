@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/crypto/bcrypt"
@@ -87,3 +88,49 @@ func (s *Store) EnsureAdmin(ctx context.Context, email string) (string, error) {
 	}
 	return password, nil
 }
+
+// ErrBadCredentials says the email is unknown or the password wrong; the
+// two are not told apart, so that emails cannot be probed.
+var ErrBadCredentials = errors.New("bad credentials")
+
+// dummyHash is compared against when the email is unknown, so that a
+// login takes as long whether or not the account exists.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("ordersaga-timing-equaliser"), bcrypt.DefaultCost)
+
+// Authenticate returns the user whose email and password match.
+func (s *Store) Authenticate(ctx context.Context, email, password string) (User, error) {
+	var u User
+	var hash string
+	err := s.db.QueryRow(ctx, `SELECT id, email, name, role, password_hash FROM auth.users WHERE lower(email) = lower($1)`, strings.TrimSpace(email)).
+		Scan(&u.ID, &u.Email, &u.Name, &u.Role, &hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		return User{}, ErrBadCredentials
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("authenticate: %w", err)
+	}
+	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
+		return User{}, ErrBadCredentials
+	}
+	return u, nil
+}
+
+// ErrNotFound says no user has the id.
+var ErrNotFound = errors.New("user not found")
+
+// Get returns the user with id.
+func (s *Store) Get(ctx context.Context, id uuid.UUID) (User, error) {
+	var u User
+	err := s.db.QueryRow(ctx, `SELECT id, email, name, role FROM auth.users WHERE id = $1`, id).Scan(&u.ID, &u.Email, &u.Name, &u.Role)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return User{}, ErrNotFound
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("get user: %w", err)
+	}
+	return u, nil
+}
+
+// Ping checks the database.
+func (s *Store) Ping(ctx context.Context) error { return s.db.Ping(ctx) }

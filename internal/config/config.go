@@ -40,6 +40,9 @@ type Config struct {
 	MetricsAddr string `env:"METRICS_ADDR" envDefault:"127.0.0.1:9464"`
 
 	JWTSecret string        `env:"JWT_SECRET"`
+	JWTTTL    time.Duration `env:"JWT_TTL" envDefault:"24h"`
+	// WSPublicURL is the hub's URL as browsers reach it; empty derives it from WS_ADDR.
+	WSPublicURL string `env:"WS_PUBLIC_URL"`
 	LogLevel  zapcore.Level `env:"LOG_LEVEL" envDefault:"info"`
 
 	// StepTimeout bounds each saga step (schedule to close); past it the
@@ -153,6 +156,9 @@ func (c *Config) validate() error {
 	if c.StarterGrace < 0 {
 		bad("ORDER_STARTER_GRACE", "must not be negative")
 	}
+	if c.JWTTTL < time.Minute {
+		bad("JWT_TTL", "must be at least 1m")
+	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		bad("JWT_SECRET", "must be at least 32 characters")
 	}
@@ -165,6 +171,14 @@ func (c *Config) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// WSURL is the websocket hub's URL for clients.
+func (c *Config) WSURL() string {
+	if c.WSPublicURL != "" {
+		return c.WSPublicURL
+	}
+	return "ws://" + c.WSAddr + "/ws"
 }
 
 // Require names the variables that a service cannot run without.

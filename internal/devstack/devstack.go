@@ -6,6 +6,8 @@ package devstack
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +40,8 @@ const AdminEmail = "admin@ordersaga.local"
 type Service struct {
 	Name string
 	Run  func(ctx context.Context) error
+	// Links are (label, URL) lines for the banner.
+	Links [][2]string
 }
 
 // Services builds the services to run once the servers are up and cfg
@@ -69,6 +73,7 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, out io.Writer,
 		return metrics.Serve(gctx, s.cfg.MetricsAddr, reg, log, func(a string) { metricsBound <- a })
 	})
 	for _, svc := range services(s.cfg, reg) {
+		s.urls = append(s.urls, svc.Links...)
 		g.Go(func() error {
 			if err := svc.Run(gctx); err != nil && !errors.Is(err, context.Canceled) {
 				return fmt.Errorf("%s: %w", svc.Name, err)
@@ -141,6 +146,14 @@ func (s *Stack) start(ctx context.Context) error {
 		s.urls = append(s.urls, [2]string{"Temporal UI", s.cfg.TemporalUIURL})
 	}
 
+	if s.cfg.JWTSecret == "" {
+		secret, err := devSecret(filepath.Join(dataDir, "jwt-secret"))
+		if err != nil {
+			return err
+		}
+		s.cfg.JWTSecret = secret
+	}
+
 	if err := migrate.Run(ctx, s.cfg, s.log); err != nil {
 		return err
 	}
@@ -211,4 +224,21 @@ func (s *Stack) stop() {
 	for i := len(s.stops) - 1; i >= 0; i-- {
 		s.stops[i]()
 	}
+}
+
+// devSecret returns the local stack's JWT secret, made once and kept in
+// path (mode 0600), so that tokens survive a restart of `make dev`.
+func devSecret(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	secret := hex.EncodeToString(buf)
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("keep the dev JWT secret: %w", err)
+	}
+	return secret, nil
 }

@@ -1,0 +1,145 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+	"net/mail"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/ordersaga/ordersaga/internal/accounts"
+	"github.com/ordersaga/ordersaga/internal/apperr"
+	"github.com/ordersaga/ordersaga/internal/authn"
+)
+
+type userJSON struct {
+	ID    string `json:"id"`
+	Email string `json:"email"`
+	Name  string `json:"name"`
+	Role  string `json:"role"`
+}
+
+func toUserJSON(u accounts.User) userJSON {
+	return userJSON{ID: u.ID.String(), Email: u.Email, Name: u.Name, Role: u.Role}
+}
+
+type registerRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+	Name     string `json:"name"`
+}
+
+func (r registerRequest) validate() error {
+	if err := validEmail(r.Email); err != nil {
+		return err
+	}
+	// bcrypt reads at most 72 bytes; longer passwords would be silently cut.
+	if utf8.RuneCountInString(r.Password) < 8 || len(r.Password) > 72 {
+		return apperr.Invalid("password", "password must be 8 to 72 bytes long")
+	}
+	name := strings.TrimSpace(r.Name)
+	if name == "" || utf8.RuneCountInString(name) > 100 || !utf8.ValidString(name) {
+		return apperr.Invalid("name", "name must be 1 to 100 characters")
+	}
+	return nil
+}
+
+func validEmail(s string) error {
+	addr, err := mail.ParseAddress(s)
+	if err != nil || addr.Address != s || len(s) > 254 || addr.Name != "" {
+		return apperr.Invalid("email", "email must be an address like name@example.com")
+	}
+	return nil
+}
+
+func (s *Server) register(c *gin.Context) {
+	var req registerRequest
+	if err := decode(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := req.validate(); err != nil {
+		s.fail(c, err)
+		return
+	}
+	u, err := s.accounts.Create(c, req.Email, strings.TrimSpace(req.Name), req.Password, accounts.RoleCustomer)
+	if errors.Is(err, accounts.ErrEmailTaken) {
+		s.fail(c, apperr.New(apperr.Conflict, "an account with this email exists"))
+		return
+	}
+	if err != nil {
+		s.fail(c, dependency(err, "the account store"))
+		return
+	}
+	c.JSON(http.StatusCreated, toUserJSON(u))
+}
+
+type loginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+type loginResponse struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+	User      userJSON  `json:"user"`
+}
+
+func (s *Server) login(c *gin.Context) {
+	var req loginRequest
+	if err := decode(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if req.Email == "" {
+		s.fail(c, apperr.Invalid("email", "email is required"))
+		return
+	}
+	if req.Password == "" {
+		s.fail(c, apperr.Invalid("password", "password is required"))
+		return
+	}
+	// Every attempt counts, per address and per email, before the password
+	// is checked: guessing is slowed whether or not guesses succeed.
+	ok, wait := s.loginByAddr.Allow(c.ClientIP())
+	if ok {
+		ok, wait = s.loginByEmail.Allow(strings.ToLower(strings.TrimSpace(req.Email)))
+	}
+	if !ok {
+		c.Header("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		s.fail(c, apperr.New(apperr.RateLimited, "too many sign-in attempts; wait and retry"))
+		return
+	}
+	u, err := s.accounts.Authenticate(c, req.Email, req.Password)
+	if errors.Is(err, accounts.ErrBadCredentials) {
+		s.fail(c, apperr.New(apperr.Unauthenticated, "email or password is wrong"))
+		return
+	}
+	if err != nil {
+		s.fail(c, dependency(err, "the account store"))
+		return
+	}
+	tok, exp, err := s.tokens.Issue(authn.Claims{UserID: u.ID, Role: u.Role})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, loginResponse{Token: tok, ExpiresAt: exp, User: toUserJSON(u)})
+}
+
+func (s *Server) me(c *gin.Context) {
+	u, err := s.accounts.Get(c, claimsOf(c).UserID)
+	if errors.Is(err, accounts.ErrNotFound) {
+		s.fail(c, apperr.New(apperr.Unauthenticated, "the account no longer exists"))
+		return
+	}
+	if err != nil {
+		s.fail(c, dependency(err, "the account store"))
+		return
+	}
+	c.JSON(http.StatusOK, toUserJSON(u))
+}

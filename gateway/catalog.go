@@ -1,0 +1,297 @@
+package gateway
+
+import (
+	"net/http"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/ordersaga/ordersaga/internal/apperr"
+	"github.com/ordersaga/ordersaga/internal/catalog"
+)
+
+var (
+	skuPattern       = regexp.MustCompile(`^[A-Z0-9][A-Z0-9-]{1,63}$`)
+	warehousePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+	currencyPattern  = regexp.MustCompile(`^[A-Z]{3}$`)
+)
+
+const (
+	maxPriceCents = 100_000_000_00 // 100 million in major units
+	maxOnHand     = 10_000_000
+)
+
+type page[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+type productCursor struct {
+	SKU string `json:"s"`
+}
+
+func (s *Server) listProducts(c *gin.Context) {
+	f := catalog.Filter{Q: strings.TrimSpace(c.Query("q")), Brand: strings.TrimSpace(c.Query("brand"))}
+	var err error
+	if f.Limit, err = pageLimit(c); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if utf8.RuneCountInString(f.Q) > 100 || !utf8.ValidString(f.Q) {
+		s.fail(c, apperr.Invalid("q", "q must be at most 100 characters"))
+		return
+	}
+	if utf8.RuneCountInString(f.Brand) > 100 || !utf8.ValidString(f.Brand) {
+		s.fail(c, apperr.Invalid("brand", "brand must be at most 100 characters"))
+		return
+	}
+	for _, p := range []struct {
+		name string
+		into **int64
+	}{{"min_price_cents", &f.MinPrice}, {"max_price_cents", &f.MaxPrice}} {
+		if _, ok := c.GetQuery(p.name); ok {
+			n, err := queryInt(c, p.name, 0, 0, maxPriceCents)
+			if err != nil {
+				s.fail(c, err)
+				return
+			}
+			*p.into = &n
+		}
+	}
+	switch v, ok := c.GetQuery("in_stock"); {
+	case !ok, v == "false":
+	case v == "true":
+		f.InStock = true
+	default:
+		s.fail(c, apperr.Invalid("in_stock", "in_stock must be true or false"))
+		return
+	}
+	if raw := c.Query("cursor"); raw != "" {
+		var cur productCursor
+		if err := s.cursors.open("products", raw, &cur); err != nil {
+			s.fail(c, err)
+			return
+		}
+		f.AfterSKU = cur.SKU
+	}
+	items, more, err := s.catalog.List(c, f)
+	if err != nil {
+		s.fail(c, dependency(err, "the catalogue"))
+		return
+	}
+	out := page[catalog.Product]{Items: items}
+	if more {
+		out.NextCursor = s.cursors.seal("products", productCursor{SKU: items[len(items)-1].SKU})
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// skuParam reads the :sku path parameter; a malformed one cannot exist.
+func (s *Server) skuParam(c *gin.Context) (string, bool) {
+	sku := c.Param("sku")
+	if !skuPattern.MatchString(sku) {
+		s.fail(c, notFound("product "+sku+" not found"))
+		return "", false
+	}
+	return sku, true
+}
+
+func (s *Server) getProduct(c *gin.Context) {
+	sku, ok := s.skuParam(c)
+	if !ok {
+		return
+	}
+	p, err := s.catalog.Get(c, sku)
+	if err != nil {
+		s.fail(c, dependency(err, "the catalogue"))
+		return
+	}
+	c.JSON(http.StatusOK, p)
+}
+
+type stockJSON struct {
+	Warehouse string `json:"warehouse"`
+	OnHand    int64  `json:"on_hand"`
+}
+
+type createProductRequest struct {
+	SKU         string      `json:"sku"`
+	Name        string      `json:"name"`
+	Brand       string      `json:"brand"`
+	Description string      `json:"description"`
+	PriceCents  *int64      `json:"price_cents"`
+	Currency    string      `json:"currency"`
+	Stock       []stockJSON `json:"stock"`
+}
+
+func (r *createProductRequest) validate() (catalog.NewProduct, error) {
+	n := catalog.NewProduct{SKU: r.SKU, Name: strings.TrimSpace(r.Name), Brand: strings.TrimSpace(r.Brand), Description: r.Description, Currency: r.Currency}
+	if !skuPattern.MatchString(r.SKU) {
+		return n, apperr.Invalid("sku", "sku must match ^[A-Z0-9][A-Z0-9-]{1,63}$")
+	}
+	if err := text("name", n.Name, 1, 200); err != nil {
+		return n, err
+	}
+	if err := text("brand", n.Brand, 1, 100); err != nil {
+		return n, err
+	}
+	if err := text("description", n.Description, 0, 5000); err != nil {
+		return n, err
+	}
+	if r.PriceCents == nil || *r.PriceCents < 0 || *r.PriceCents > maxPriceCents {
+		return n, apperr.Invalid("price_cents", "price_cents is required: an integer from 0 to %d", int64(maxPriceCents))
+	}
+	n.PriceCents = *r.PriceCents
+	if n.Currency == "" {
+		n.Currency = "USD"
+	}
+	if !currencyPattern.MatchString(n.Currency) {
+		return n, apperr.Invalid("currency", "currency must be an ISO 4217 code such as USD")
+	}
+	if len(r.Stock) > 100 {
+		return n, apperr.Invalid("stock", "at most 100 warehouses")
+	}
+	seen := map[string]bool{}
+	for _, st := range r.Stock {
+		if !warehousePattern.MatchString(st.Warehouse) {
+			return n, apperr.Invalid("stock.warehouse", "warehouse must match ^[a-z0-9][a-z0-9_-]{0,31}$")
+		}
+		if seen[st.Warehouse] {
+			return n, apperr.Invalid("stock.warehouse", "warehouse %s appears twice", st.Warehouse)
+		}
+		seen[st.Warehouse] = true
+		if st.OnHand < 0 || st.OnHand > maxOnHand {
+			return n, apperr.Invalid("stock.on_hand", "on_hand must be an integer from 0 to %d", maxOnHand)
+		}
+		n.Stock = append(n.Stock, catalog.InitialStock{Warehouse: st.Warehouse, OnHand: int(st.OnHand)})
+	}
+	return n, nil
+}
+
+func text(field, v string, lo, hi int) error {
+	n := utf8.RuneCountInString(v)
+	if !utf8.ValidString(v) || n < lo || n > hi || strings.ContainsRune(v, 0) {
+		if lo > 0 {
+			return apperr.Invalid(field, "%s is required: %d to %d characters", field, lo, hi)
+		}
+		return apperr.Invalid(field, "%s must be at most %d characters", field, hi)
+	}
+	return nil
+}
+
+func (s *Server) createProduct(c *gin.Context) {
+	var req createProductRequest
+	if err := decode(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	n, err := req.validate()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	p, err := s.catalog.Create(c, n, "admin:"+claimsOf(c).UserID.String())
+	if err != nil {
+		s.fail(c, dependency(err, "the catalogue"))
+		return
+	}
+	c.JSON(http.StatusCreated, p)
+}
+
+type patchProductRequest struct {
+	Name        *string `json:"name"`
+	Brand       *string `json:"brand"`
+	Description *string `json:"description"`
+	PriceCents  *int64  `json:"price_cents"`
+	Active      *bool   `json:"active"`
+}
+
+func (s *Server) updateProduct(c *gin.Context) {
+	sku, ok := s.skuParam(c)
+	if !ok {
+		return
+	}
+	var req patchProductRequest
+	if err := decode(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	checks := []struct {
+		field  string
+		v      *string
+		lo, hi int
+	}{{"name", req.Name, 1, 200}, {"brand", req.Brand, 1, 100}, {"description", req.Description, 0, 5000}}
+	for _, ch := range checks {
+		if ch.v == nil {
+			continue
+		}
+		if ch.field != "description" {
+			*ch.v = strings.TrimSpace(*ch.v)
+		}
+		if err := text(ch.field, *ch.v, ch.lo, ch.hi); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	if req.PriceCents != nil && (*req.PriceCents < 0 || *req.PriceCents > maxPriceCents) {
+		s.fail(c, apperr.Invalid("price_cents", "price_cents must be an integer from 0 to %d", int64(maxPriceCents)))
+		return
+	}
+	p, err := s.catalog.Update(c, sku, catalog.Patch{Name: req.Name, Brand: req.Brand, Description: req.Description, PriceCents: req.PriceCents, Active: req.Active})
+	if err != nil {
+		s.fail(c, dependency(err, "the catalogue"))
+		return
+	}
+	c.JSON(http.StatusOK, p)
+}
+
+func (s *Server) deleteProduct(c *gin.Context) {
+	sku, ok := s.skuParam(c)
+	if !ok {
+		return
+	}
+	if err := s.catalog.Deactivate(c, sku); err != nil {
+		s.fail(c, dependency(err, "the catalogue"))
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+type adjustStockRequest struct {
+	Warehouse string       `json:"warehouse"`
+	Delta     *int64 `json:"delta"`
+	Reason    string       `json:"reason"`
+}
+
+func (s *Server) adjustStock(c *gin.Context) {
+	sku, ok := s.skuParam(c)
+	if !ok {
+		return
+	}
+	var req adjustStockRequest
+	if err := decode(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if !warehousePattern.MatchString(req.Warehouse) {
+		s.fail(c, apperr.Invalid("warehouse", "warehouse must match ^[a-z0-9][a-z0-9_-]{0,31}$"))
+		return
+	}
+	if req.Delta == nil || *req.Delta == 0 || *req.Delta < -maxOnHand || *req.Delta > maxOnHand {
+		s.fail(c, apperr.Invalid("delta", "delta must be a non-zero integer from %d to %d", -maxOnHand, maxOnHand))
+		return
+	}
+	reason := strings.TrimSpace(req.Reason)
+	if err := text("reason", reason, 1, 200); err != nil {
+		s.fail(c, err)
+		return
+	}
+	p, err := s.catalog.AdjustStock(c, sku, req.Warehouse, int(*req.Delta), reason, "admin:"+claimsOf(c).UserID.String())
+	if err != nil {
+		s.fail(c, dependency(err, "the catalogue"))
+		return
+	}
+	c.JSON(http.StatusOK, p)
+}

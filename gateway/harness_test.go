@@ -1,0 +1,275 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/ordersaga/ordersaga/activities/payment"
+	"github.com/ordersaga/ordersaga/gateway"
+	"github.com/ordersaga/ordersaga/internal/accounts"
+	"github.com/ordersaga/ordersaga/internal/authn"
+	"github.com/ordersaga/ordersaga/internal/catalog"
+	"github.com/ordersaga/ordersaga/internal/logging"
+	"github.com/ordersaga/ordersaga/internal/metrics"
+	"github.com/ordersaga/ordersaga/internal/orderstore"
+	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/workers"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+const secret = "test-secret-test-secret-test-secret!"
+
+// stack is the gateway on httptest, over a fresh database, a fresh Temporal
+// namespace and the three real workers.
+type stack struct {
+	t       testing.TB
+	url     string
+	pool    *pgxpool.Pool
+	temporal client.Client
+	engine  *gin.Engine
+	store   *orderstore.Store
+	admin   string
+	users   atomic.Int64
+	tokens  *authn.Tokens
+}
+
+type options struct {
+	temporalAddr, namespace string
+	noWorkers               bool
+	startTimeout            time.Duration
+}
+
+func newStack(t testing.TB, opt options) *stack {
+	t.Helper()
+	if opt.temporalAddr == "" {
+		opt.temporalAddr, opt.namespace = testenv.NewNamespace(t)
+	}
+	pool := testenv.NewPool(t)
+	log := testenv.Logger()
+	tc, err := client.NewLazyClient(client.Options{HostPort: opt.temporalAddr, Namespace: opt.namespace, Logger: logging.Temporal(log)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tc.Close)
+	store := orderstore.New(pool)
+	if !opt.noWorkers {
+		wc := testenv.TemporalClient(t, opt.temporalAddr, opt.namespace)
+		sim := payment.NewSimulator()
+		sim.SlowDelay = 3 * time.Second
+		wopts := worker.Options{WorkerStopTimeout: 2 * time.Second}
+		for _, w := range []worker.Worker{
+			workers.NewOrder(wc, store, wopts, log),
+			workers.NewProduct(wc, pool, wopts, log),
+			workers.NewPayment(wc, pool, sim, wopts, log),
+		} {
+			if err := w.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(w.Stop)
+		}
+	}
+	tokens := authn.New(secret, time.Hour, time.Now)
+	srv := gateway.New(gateway.Deps{
+		Accounts: accounts.NewStore(pool), Catalog: catalog.New(pool), Orders: store, Temporal: tc,
+		Tokens: tokens, Log: log, Registry: metrics.NewRegistry(), Now: time.Now,
+	}, gateway.Settings{StepTimeout: time.Minute, CursorKey: []byte(secret), WSURL: "ws://127.0.0.1:1/ws",
+		TemporalUIURL: "http://127.0.0.1:8233", Namespace: opt.namespace, StartTimeout: opt.startTimeout})
+	engine := srv.Handler()
+	ts := httptest.NewServer(engine)
+	t.Cleanup(ts.Close)
+	s := &stack{t: t, url: ts.URL, pool: pool, temporal: tc, engine: engine, store: store, tokens: tokens}
+	if _, err := accounts.NewStore(pool).Create(context.Background(), "root@example.com", "Root", "admin-password", accounts.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	s.admin = s.login("root@example.com", "admin-password")
+	return s
+}
+
+// response is what a client sees.
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r response) json(t testing.TB, into any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, into); err != nil {
+		t.Fatalf("decode %s: %v", r.Body, err)
+	}
+}
+
+// errCode is the error code of an error response, "" otherwise.
+func (r response) errCode() string {
+	var e struct {
+		Error struct {
+			Code      string `json:"code"`
+			Field     string `json:"field"`
+			RequestID string `json:"request_id"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(r.Body, &e)
+	return e.Error.Code
+}
+
+func (r response) errField() string {
+	var e struct {
+		Error struct {
+			Field string `json:"field"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(r.Body, &e)
+	return e.Error.Field
+}
+
+func (s *stack) do(method, path, token string, body any, headers ...string) response {
+	s.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		buf, _ := json.Marshal(b)
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequest(method, s.url+path, rd)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 500 && resp.StatusCode != 503 {
+		s.t.Errorf("%s %s answered %d: %s", method, path, resp.StatusCode, b)
+	}
+	if resp.Header.Get("X-Request-ID") == "" {
+		s.t.Errorf("%s %s: no X-Request-ID", method, path)
+	}
+	return response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+func (s *stack) login(email, password string) string {
+	s.t.Helper()
+	r := s.do("POST", "/api/v1/auth/login", "", map[string]string{"email": email, "password": password})
+	if r.Status != 200 {
+		s.t.Fatalf("login %s: %d %s", email, r.Status, r.Body)
+	}
+	var out struct{ Token string }
+	r.json(s.t, &out)
+	return out.Token
+}
+
+// customer registers a new customer and returns their token and id.
+func (s *stack) customer() (token, id string) {
+	s.t.Helper()
+	email := fmt.Sprintf("shopper%d@example.com", s.users.Add(1))
+	r := s.do("POST", "/api/v1/auth/register", "", map[string]string{"email": email, "password": "password123", "name": "Shopper"})
+	if r.Status != 201 {
+		s.t.Fatalf("register: %d %s", r.Status, r.Body)
+	}
+	var u struct{ ID string }
+	r.json(s.t, &u)
+	return s.login(email, "password123"), u.ID
+}
+
+func (s *stack) product(sku string, price int64, stock map[string]int) {
+	s.t.Helper()
+	var st []map[string]any
+	for wh, n := range stock {
+		st = append(st, map[string]any{"warehouse": wh, "on_hand": n})
+	}
+	r := s.do("POST", "/api/v1/products", s.admin, map[string]any{"sku": sku, "name": "Product " + sku, "brand": "Brand" + sku[:1],
+		"description": "d", "price_cents": price, "stock": st})
+	if r.Status != 201 {
+		s.t.Fatalf("create %s: %d %s", sku, r.Status, r.Body)
+	}
+}
+
+type orderJSON struct {
+	ID         string `json:"id"`
+	CustomerID string `json:"customer_id"`
+	Status     string `json:"status"`
+	Reason     string `json:"reason"`
+	TotalCents int64  `json:"total_cents"`
+	Currency   string `json:"currency"`
+	Items      []struct {
+		SKU            string `json:"sku"`
+		Quantity       int    `json:"quantity"`
+		UnitPriceCents int64  `json:"unit_price_cents"`
+		LineTotalCents int64  `json:"line_total_cents"`
+	} `json:"items"`
+}
+
+func (s *stack) placeOrder(token, token2 string, items ...any) response {
+	s.t.Helper()
+	var its []map[string]any
+	for i := 0; i+1 < len(items); i += 2 {
+		its = append(its, map[string]any{"sku": items[i], "quantity": items[i+1]})
+	}
+	return s.do("POST", "/api/v1/orders", token, map[string]any{"items": its, "payment_method": token2})
+}
+
+// waitStatus polls the order until it has one of the statuses.
+func (s *stack) waitStatus(token, id string, within time.Duration, want ...string) orderJSON {
+	s.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var o orderJSON
+		r := s.do("GET", "/api/v1/orders/"+id, token, nil)
+		r.json(s.t, &o)
+		for _, w := range want {
+			if o.Status == w {
+				return o
+			}
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("order %s is %s after %s, want one of %v", id, o.Status, within, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// counts is how many rows the write tables hold, to prove a refused
+// request wrote nothing.
+func (s *stack) counts() string {
+	s.t.Helper()
+	var out string
+	err := s.pool.QueryRow(context.Background(), `SELECT concat_ws(',',
+		(SELECT count(*) FROM auth.users), (SELECT count(*) FROM catalog.products), (SELECT count(*) FROM catalog.stock),
+		(SELECT count(*) FROM catalog.stock_movements), (SELECT count(*) FROM orders.orders), (SELECT count(*) FROM orders.order_lines),
+		(SELECT count(*) FROM orders.order_events), (SELECT count(*) FROM orders.idempotency_keys),
+		(SELECT sum(on_hand)::text || '/' || sum(reserved)::text FROM catalog.stock),
+		(SELECT string_agg(sku || name || price_cents || active, ';' ORDER BY sku) FROM catalog.products))`).Scan(&out)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return out
+}

@@ -1,0 +1,130 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.temporal.io/api/enums/v1"
+	taskqueuepb "go.temporal.io/api/taskqueue/v1"
+	"go.temporal.io/api/workflowservice/v1"
+
+	"github.com/ordersaga/ordersaga/workflows/order"
+)
+
+// componentStatus is one line of GET /system/status.
+type componentStatus struct {
+	Name     string     `json:"name"`
+	Up       bool       `json:"up"`
+	LastSeen *time.Time `json:"last_seen,omitempty"`
+	// Backlog is the task queue's approximate backlog (workers only).
+	Backlog *int64 `json:"backlog,omitempty"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+type outboxStatus struct {
+	Unpublished      int64   `json:"unpublished"`
+	OldestAgeSeconds float64 `json:"oldest_age_seconds"`
+}
+
+// workerUpWithin is how recently a worker must have polled to count as up.
+const workerUpWithin = time.Minute
+
+func (s *Server) systemStatus(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c, 3*time.Second)
+	defer cancel()
+	now := s.now().UTC()
+	out := struct {
+		Components []componentStatus `json:"components"`
+		Outbox     *outboxStatus     `json:"outbox,omitempty"`
+	}{}
+	out.Components = append(out.Components, componentStatus{Name: "gateway", Up: true, LastSeen: &now})
+
+	queues := []struct {
+		name, queue string
+		typ         enums.TaskQueueType
+	}{
+		{"order worker", order.TaskQueueOrders, enums.TASK_QUEUE_TYPE_WORKFLOW},
+		{"product worker", order.TaskQueueProduct, enums.TASK_QUEUE_TYPE_ACTIVITY},
+		{"payment worker", order.TaskQueuePayment, enums.TASK_QUEUE_TYPE_ACTIVITY},
+	}
+	workers := make([]componentStatus, len(queues))
+	var wg sync.WaitGroup
+	for i, q := range queues {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			workers[i] = s.workerStatus(ctx, q.name, q.queue, q.typ, now)
+		}()
+	}
+	hub := componentStatus{Name: "ws hub"}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		hub = s.hubStatus(ctx, now)
+	}()
+	wg.Wait()
+	out.Components = append(out.Components, workers...)
+	out.Components = append(out.Components, hub)
+
+	if n, age, err := s.orders.OutboxLag(ctx); err == nil {
+		out.Outbox = &outboxStatus{Unpublished: n, OldestAgeSeconds: age.Seconds()}
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) workerStatus(ctx context.Context, name, queue string, typ enums.TaskQueueType, now time.Time) componentStatus {
+	st := componentStatus{Name: name}
+	resp, err := s.temporal.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
+		Namespace:     s.settings.Namespace,
+		TaskQueue:     &taskqueuepb.TaskQueue{Name: queue, Kind: enums.TASK_QUEUE_KIND_NORMAL},
+		TaskQueueType: typ,
+		ReportStats:   true,
+	})
+	if err != nil {
+		st.Detail = "temporal unavailable"
+		return st
+	}
+	for _, p := range resp.GetPollers() {
+		if t := p.GetLastAccessTime().AsTime(); st.LastSeen == nil || t.After(*st.LastSeen) {
+			t = t.UTC()
+			st.LastSeen = &t
+		}
+	}
+	st.Up = st.LastSeen != nil && now.Sub(*st.LastSeen) < workerUpWithin
+	if stats := resp.GetStats(); stats != nil {
+		n := stats.GetApproximateBacklogCount()
+		st.Backlog = &n
+	}
+	return st
+}
+
+// hubStatus probes the websocket hub's /healthz.
+func (s *Server) hubStatus(ctx context.Context, now time.Time) componentStatus {
+	st := componentStatus{Name: "ws hub"}
+	if s.settings.WSURL == "" {
+		st.Detail = "not configured"
+		return st
+	}
+	u := strings.Replace(strings.Replace(s.settings.WSURL, "wss://", "https://", 1), "ws://", "http://", 1)
+	u = strings.TrimSuffix(u, "/ws") + "/healthz"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		st.Detail = "bad ws_url"
+		return st
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		st.Detail = "not answering"
+		return st
+	}
+	resp.Body.Close()
+	st.Up = resp.StatusCode == http.StatusOK
+	if st.Up {
+		st.LastSeen = &now
+	}
+	return st
+}

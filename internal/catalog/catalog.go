@@ -1,0 +1,359 @@
+// Package catalog reads and writes the catalog schema for the gateway:
+// products, their stock per warehouse, and admin stock adjustments, each
+// written to the stock_movements ledger in the same transaction.
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ordersaga/ordersaga/internal/apperr"
+)
+
+// Product is a product as API.md shows it.
+type Product struct {
+	SKU         string    `json:"sku"`
+	Name        string    `json:"name"`
+	Brand       string    `json:"brand"`
+	Description string    `json:"description"`
+	PriceCents  int64     `json:"price_cents"`
+	Currency    string    `json:"currency"`
+	Active      bool      `json:"active"`
+	Available   int       `json:"available"`
+	Stock       []Stock   `json:"stock"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// Stock is one warehouse's stock of a product.
+type Stock struct {
+	Warehouse string `json:"warehouse"`
+	OnHand    int    `json:"on_hand"`
+	Reserved  int    `json:"reserved"`
+	Available int    `json:"available"`
+}
+
+// Store is the catalog schema.
+type Store struct {
+	db *pgxpool.Pool
+}
+
+// New returns a Store on the catalog database.
+func New(db *pgxpool.Pool) *Store { return &Store{db: db} }
+
+// Filter selects a page of products. Pages are ordered by sku.
+type Filter struct {
+	Q        string
+	Brand    string
+	MinPrice *int64
+	MaxPrice *int64
+	InStock  bool
+	Limit    int
+	AfterSKU string
+}
+
+// List returns up to f.Limit active products after f.AfterSKU, and whether
+// more follow.
+func (s *Store) List(ctx context.Context, f Filter) ([]Product, bool, error) {
+	var where []string
+	args := []any{}
+	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
+	where = append(where, "p.active")
+	if f.Q != "" {
+		where = append(where, "lower(p.name || ' ' || p.brand) LIKE "+arg("%"+escapeLike(strings.ToLower(f.Q))+"%"))
+	}
+	if f.Brand != "" {
+		where = append(where, "lower(p.brand) = lower("+arg(f.Brand)+")")
+	}
+	if f.MinPrice != nil {
+		where = append(where, "p.price_cents >= "+arg(*f.MinPrice))
+	}
+	if f.MaxPrice != nil {
+		where = append(where, "p.price_cents <= "+arg(*f.MaxPrice))
+	}
+	if f.InStock {
+		where = append(where, "EXISTS (SELECT 1 FROM catalog.stock s WHERE s.sku = p.sku AND s.on_hand > s.reserved)")
+	}
+	if f.AfterSKU != "" {
+		where = append(where, "p.sku > "+arg(f.AfterSKU))
+	}
+	q := `SELECT p.sku, p.name, p.brand, p.description, p.price_cents, p.currency, p.active, p.updated_at
+		FROM catalog.products p WHERE ` + strings.Join(where, " AND ") + ` ORDER BY p.sku LIMIT ` + arg(f.Limit+1)
+	rows, err := s.db.Query(ctx, q, args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("list products: %w", err)
+	}
+	products, err := pgx.CollectRows(rows, scanProduct)
+	if err != nil {
+		return nil, false, fmt.Errorf("list products: %w", err)
+	}
+	more := len(products) > f.Limit
+	if more {
+		products = products[:f.Limit]
+	}
+	if err := s.attachStock(ctx, s.db, products); err != nil {
+		return nil, false, err
+	}
+	return products, more, nil
+}
+
+// Get returns one product, active or not.
+func (s *Store) Get(ctx context.Context, sku string) (Product, error) {
+	return get(ctx, s.db, sku)
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func get(ctx context.Context, db querier, sku string) (Product, error) {
+	rows, err := db.Query(ctx, `SELECT sku, name, brand, description, price_cents, currency, active, updated_at FROM catalog.products WHERE sku = $1`, sku)
+	if err != nil {
+		return Product{}, fmt.Errorf("get product: %w", err)
+	}
+	p, err := pgx.CollectExactlyOneRow(rows, scanProduct)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Product{}, apperr.New(apperr.NotFound, "product %s not found", sku)
+	}
+	if err != nil {
+		return Product{}, fmt.Errorf("get product: %w", err)
+	}
+	ps := []Product{p}
+	if err := (&Store{}).attachStock(ctx, db, ps); err != nil {
+		return Product{}, err
+	}
+	return ps[0], nil
+}
+
+func scanProduct(r pgx.CollectableRow) (Product, error) {
+	var p Product
+	err := r.Scan(&p.SKU, &p.Name, &p.Brand, &p.Description, &p.PriceCents, &p.Currency, &p.Active, &p.UpdatedAt)
+	p.UpdatedAt = p.UpdatedAt.UTC()
+	p.Stock = []Stock{}
+	return p, err
+}
+
+// attachStock loads the stock rows of products in one query.
+func (s *Store) attachStock(ctx context.Context, db querier, products []Product) error {
+	if len(products) == 0 {
+		return nil
+	}
+	idx := make(map[string]int, len(products))
+	skus := make([]string, len(products))
+	for i, p := range products {
+		idx[p.SKU] = i
+		skus[i] = p.SKU
+	}
+	rows, err := db.Query(ctx, `SELECT sku, warehouse, on_hand, reserved FROM catalog.stock WHERE sku = ANY($1) ORDER BY sku, warehouse`, skus)
+	if err != nil {
+		return fmt.Errorf("load stock: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var sku string
+		var st Stock
+		if err := rows.Scan(&sku, &st.Warehouse, &st.OnHand, &st.Reserved); err != nil {
+			return fmt.Errorf("load stock: %w", err)
+		}
+		st.Available = st.OnHand - st.Reserved
+		p := &products[idx[sku]]
+		p.Stock = append(p.Stock, st)
+		p.Available += st.Available
+	}
+	return rows.Err()
+}
+
+// NewProduct is a product an admin creates, with its initial stock.
+type NewProduct struct {
+	SKU         string
+	Name        string
+	Brand       string
+	Description string
+	PriceCents  int64
+	Currency    string
+	Stock       []InitialStock
+}
+
+// InitialStock is a warehouse's stock of a new product.
+type InitialStock struct {
+	Warehouse string
+	OnHand    int
+}
+
+// Create adds a product and its stock, each stock row with an 'initial'
+// ledger entry by actor. A taken sku is a Conflict.
+func (s *Store) Create(ctx context.Context, n NewProduct, actor string) (Product, error) {
+	var out Product
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO catalog.products (sku, name, brand, description, price_cents, currency)
+			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sku) DO NOTHING`, n.SKU, n.Name, n.Brand, n.Description, n.PriceCents, n.Currency)
+		if err != nil {
+			return fmt.Errorf("create product: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return apperr.New(apperr.Conflict, "sku %s exists", n.SKU)
+		}
+		for _, st := range n.Stock {
+			if _, err := tx.Exec(ctx, `INSERT INTO catalog.stock (sku, warehouse, on_hand) VALUES ($1, $2, $3)`, n.SKU, st.Warehouse, st.OnHand); err != nil {
+				return fmt.Errorf("create stock: %w", err)
+			}
+			if err := ledger(ctx, tx, n.SKU, st.Warehouse, st.OnHand, "initial", "initial stock", actor); err != nil {
+				return err
+			}
+		}
+		out, err = get(ctx, tx, n.SKU)
+		return err
+	})
+	return out, err
+}
+
+// Patch changes some of a product's fields; nil fields stay.
+type Patch struct {
+	Name        *string
+	Brand       *string
+	Description *string
+	PriceCents  *int64
+	Active      *bool
+}
+
+// Update applies p to the product sku.
+func (s *Store) Update(ctx context.Context, sku string, p Patch) (Product, error) {
+	var out Product
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE catalog.products SET
+			name = coalesce($2, name), brand = coalesce($3, brand), description = coalesce($4, description),
+			price_cents = coalesce($5, price_cents), active = coalesce($6, active), updated_at = now()
+			WHERE sku = $1`, sku, p.Name, p.Brand, p.Description, p.PriceCents, p.Active)
+		if err != nil {
+			return fmt.Errorf("update product: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return apperr.New(apperr.NotFound, "product %s not found", sku)
+		}
+		out, err = get(ctx, tx, sku)
+		return err
+	})
+	return out, err
+}
+
+// Deactivate hides a product from the catalogue; it stays for the order
+// history. While any of its units are reserved it is a Conflict.
+func (s *Store) Deactivate(ctx context.Context, sku string) error {
+	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT true FROM catalog.products WHERE sku = $1 FOR UPDATE`, sku).Scan(&exists); errors.Is(err, pgx.ErrNoRows) {
+			return apperr.New(apperr.NotFound, "product %s not found", sku)
+		} else if err != nil {
+			return fmt.Errorf("deactivate product: %w", err)
+		}
+		// Lock the stock rows too: a reservation cannot slip in between.
+		var reserved int
+		if err := tx.QueryRow(ctx, `SELECT coalesce(sum(reserved), 0) FROM (SELECT reserved FROM catalog.stock WHERE sku = $1 FOR UPDATE) s`, sku).Scan(&reserved); err != nil {
+			return fmt.Errorf("deactivate product: %w", err)
+		}
+		if reserved > 0 {
+			return apperr.New(apperr.Conflict, "product %s has %d units reserved by open orders", sku, reserved)
+		}
+		_, err := tx.Exec(ctx, `UPDATE catalog.products SET active = false, updated_at = now() WHERE sku = $1`, sku)
+		return err
+	})
+}
+
+// AdjustStock changes on_hand of sku in warehouse by delta (a new warehouse
+// is created by a positive delta) and writes the ledger entry. It is a
+// Conflict when on_hand would drop below reserved or below zero.
+func (s *Store) AdjustStock(ctx context.Context, sku, warehouse string, delta int, reason, actor string) (Product, error) {
+	var out Product
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		var exists bool
+		// Product row first, then stock: the lock order Deactivate uses too.
+		if err := tx.QueryRow(ctx, `SELECT true FROM catalog.products WHERE sku = $1 FOR NO KEY UPDATE`, sku).Scan(&exists); errors.Is(err, pgx.ErrNoRows) {
+			return apperr.New(apperr.NotFound, "product %s not found", sku)
+		} else if err != nil {
+			return fmt.Errorf("adjust stock: %w", err)
+		}
+		tag, err := tx.Exec(ctx, `UPDATE catalog.stock SET on_hand = on_hand + $3, updated_at = now()
+			WHERE sku = $1 AND warehouse = $2 AND on_hand + $3 >= reserved AND on_hand + $3 >= 0`, sku, warehouse, delta)
+		if err != nil {
+			return fmt.Errorf("adjust stock: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			var onHand, reserved int
+			err := tx.QueryRow(ctx, `SELECT on_hand, reserved FROM catalog.stock WHERE sku = $1 AND warehouse = $2`, sku, warehouse).Scan(&onHand, &reserved)
+			switch {
+			case errors.Is(err, pgx.ErrNoRows) && delta > 0:
+				if _, err := tx.Exec(ctx, `INSERT INTO catalog.stock (sku, warehouse, on_hand) VALUES ($1, $2, $3)`, sku, warehouse, delta); err != nil {
+					var pgErr *pgconn.PgError
+					if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+						return apperr.New(apperr.Conflict, "stock of %s in %s changed concurrently; retry", sku, warehouse)
+					}
+					return fmt.Errorf("adjust stock: %w", err)
+				}
+			case errors.Is(err, pgx.ErrNoRows):
+				return apperr.New(apperr.Conflict, "%s has no stock in %s to take away", sku, warehouse)
+			case err != nil:
+				return fmt.Errorf("adjust stock: %w", err)
+			default:
+				return apperr.New(apperr.Conflict, "%s in %s has %d on hand and %d reserved; %+d would leave too few", sku, warehouse, onHand, reserved, delta)
+			}
+		}
+		if err := ledger(ctx, tx, sku, warehouse, delta, "adjust", reason, actor); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE catalog.products SET updated_at = now() WHERE sku = $1`, sku); err != nil {
+			return err
+		}
+		out, err = get(ctx, tx, sku)
+		return err
+	})
+	return out, err
+}
+
+// Priced is what an order needs to know of a product.
+type Priced struct {
+	SKU        string
+	Name       string
+	PriceCents int64
+	Currency   string
+	Active     bool
+}
+
+// Prices returns the products among skus that exist, by sku.
+func (s *Store) Prices(ctx context.Context, skus []string) (map[string]Priced, error) {
+	out := map[string]Priced{}
+	rows, err := s.db.Query(ctx, `SELECT sku, name, price_cents, currency, active FROM catalog.products WHERE sku = ANY($1)`, skus)
+	if err != nil {
+		return nil, fmt.Errorf("price order: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p Priced
+		if err := rows.Scan(&p.SKU, &p.Name, &p.PriceCents, &p.Currency, &p.Active); err != nil {
+			return nil, err
+		}
+		out[p.SKU] = p
+	}
+	return out, rows.Err()
+}
+
+// Ping checks the database.
+func (s *Store) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
+
+func ledger(ctx context.Context, tx pgx.Tx, sku, warehouse string, delta int, kind, reason, actor string) error {
+	_, err := tx.Exec(ctx, `INSERT INTO catalog.stock_movements (sku, warehouse, on_hand_delta, reserved_delta, kind, reason, actor)
+		VALUES ($1, $2, $3, 0, $4, $5, $6)`, sku, warehouse, delta, kind, reason, actor)
+	if err != nil {
+		return fmt.Errorf("write stock ledger: %w", err)
+	}
+	return nil
+}
+
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}

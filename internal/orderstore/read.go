@@ -1,0 +1,234 @@
+package orderstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ordersaga/ordersaga/internal/apperr"
+	"github.com/ordersaga/ordersaga/workflows/order"
+)
+
+// Order is an order as API.md shows it.
+type Order struct {
+	ID            uuid.UUID `json:"id"`
+	CustomerID    uuid.UUID `json:"customer_id"`
+	Status        string    `json:"status"`
+	Reason        string    `json:"reason"`
+	Items         []Item    `json:"items"`
+	TotalCents    int64     `json:"total_cents"`
+	Currency      string    `json:"currency"`
+	PaymentMethod string    `json:"payment_method"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+// Item is one line of an Order.
+type Item struct {
+	SKU            string `json:"sku"`
+	Name           string `json:"name"`
+	Quantity       int    `json:"quantity"`
+	UnitPriceCents int64  `json:"unit_price_cents"`
+	LineTotalCents int64  `json:"line_total_cents"`
+}
+
+// Event is one status transition, as the outbox, Kafka and the websocket carry it.
+type Event struct {
+	EventID    string    `json:"event_id"`
+	Type       string    `json:"type"`
+	OrderID    uuid.UUID `json:"order_id"`
+	CustomerID uuid.UUID `json:"customer_id"`
+	Seq        int       `json:"seq"`
+	Status     string    `json:"status"`
+	Reason     string    `json:"reason"`
+	TotalCents int64     `json:"total_cents"`
+	OccurredAt time.Time `json:"occurred_at"`
+}
+
+// EventType is the type of every order event.
+const EventType = "order.status_changed"
+
+// Get returns one order with its items.
+func (s *Store) Get(ctx context.Context, id uuid.UUID) (Order, error) {
+	orders, err := s.load(ctx, `WHERE o.id = $1`, id)
+	if err != nil {
+		return Order{}, err
+	}
+	if len(orders) == 0 {
+		return Order{}, apperr.New(apperr.NotFound, "order not found")
+	}
+	return orders[0], nil
+}
+
+// ListFilter selects a page of orders, newest first.
+type ListFilter struct {
+	// CustomerID limits the list to one customer's orders; uuid.Nil lists all.
+	CustomerID uuid.UUID
+	Status     string
+	Limit      int
+	// After is the (created_at, id) of the last order of the previous page.
+	After *Cursor
+}
+
+// Cursor is a position in the newest-first order of orders.
+type Cursor struct {
+	CreatedAt time.Time `json:"t"`
+	ID        uuid.UUID `json:"i"`
+}
+
+// List returns a page of orders and the cursor of the next page, if any.
+func (s *Store) List(ctx context.Context, f ListFilter) ([]Order, *Cursor, error) {
+	where := "WHERE true"
+	args := []any{}
+	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
+	if f.CustomerID != uuid.Nil {
+		where += " AND o.customer_id = " + arg(f.CustomerID)
+	}
+	if f.Status != "" {
+		where += " AND o.status = " + arg(f.Status)
+	}
+	if f.After != nil {
+		where += fmt.Sprintf(" AND (o.created_at, o.id) < (%s, %s)", arg(f.After.CreatedAt), arg(f.After.ID))
+	}
+	orders, err := s.load(ctx, where+" ORDER BY o.created_at DESC, o.id DESC LIMIT "+arg(f.Limit+1), args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(orders) <= f.Limit {
+		return orders, nil, nil
+	}
+	orders = orders[:f.Limit]
+	last := orders[len(orders)-1]
+	return orders, &Cursor{CreatedAt: last.CreatedAt, ID: last.ID}, nil
+}
+
+// load selects orders by a clause over orders.orders o, then their items.
+func (s *Store) load(ctx context.Context, clause string, args ...any) ([]Order, error) {
+	rows, err := s.db.Query(ctx, `SELECT o.id, o.customer_id, o.status, o.reason, o.total_cents, o.currency, o.payment_method, o.created_at, o.updated_at
+		FROM orders.orders o `+clause, args...)
+	if err != nil {
+		return nil, fmt.Errorf("load orders: %w", err)
+	}
+	orders, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Order, error) {
+		var o Order
+		err := r.Scan(&o.ID, &o.CustomerID, &o.Status, &o.Reason, &o.TotalCents, &o.Currency, &o.PaymentMethod, &o.CreatedAt, &o.UpdatedAt)
+		o.CreatedAt, o.UpdatedAt = o.CreatedAt.UTC(), o.UpdatedAt.UTC()
+		o.Items = []Item{}
+		return o, err
+	})
+	if err != nil || len(orders) == 0 {
+		return orders, err
+	}
+	ids := make([]uuid.UUID, len(orders))
+	idx := map[uuid.UUID]int{}
+	for i, o := range orders {
+		ids[i] = o.ID
+		idx[o.ID] = i
+	}
+	lrows, err := s.db.Query(ctx, `SELECT order_id, sku, name, quantity, unit_price_cents, line_total_cents FROM orders.order_lines
+		WHERE order_id = ANY($1) ORDER BY order_id, line_no`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("load order lines: %w", err)
+	}
+	defer lrows.Close()
+	for lrows.Next() {
+		var id uuid.UUID
+		var it Item
+		if err := lrows.Scan(&id, &it.SKU, &it.Name, &it.Quantity, &it.UnitPriceCents, &it.LineTotalCents); err != nil {
+			return nil, err
+		}
+		orders[idx[id]].Items = append(orders[idx[id]].Items, it)
+	}
+	return orders, lrows.Err()
+}
+
+// Events returns the order's events after afterSeq, in seq order.
+func (s *Store) Events(ctx context.Context, orderID uuid.UUID, afterSeq int) ([]Event, error) {
+	rows, err := s.db.Query(ctx, `SELECT order_id, customer_id, seq, status, reason, total_cents, occurred_at
+		FROM orders.order_events WHERE order_id = $1 AND seq > $2 ORDER BY seq`, orderID, afterSeq)
+	if err != nil {
+		return nil, fmt.Errorf("load events: %w", err)
+	}
+	return pgx.CollectRows(rows, ScanEvent)
+}
+
+// ScanEvent reads (order_id, customer_id, seq, status, reason, total_cents, occurred_at).
+func ScanEvent(r pgx.CollectableRow) (Event, error) {
+	var e Event
+	err := r.Scan(&e.OrderID, &e.CustomerID, &e.Seq, &e.Status, &e.Reason, &e.TotalCents, &e.OccurredAt)
+	e.OccurredAt = e.OccurredAt.UTC()
+	e.Type = EventType
+	e.EventID = fmt.Sprintf("%s:%d", e.OrderID, e.Seq)
+	return e, err
+}
+
+// Keyed is the outcome of CreateWithKey.
+type Keyed struct {
+	// Existing is set when the key had been used already with the same request.
+	Existing bool
+}
+
+// CreateWithKey records n as PENDING together with the customer's
+// idempotency key, in one transaction. A key used before with the same
+// request hash returns Existing and writes nothing; with another hash it is
+// IdempotencyKeyReused.
+func (s *Store) CreateWithKey(ctx context.Context, n NewOrder, key string, requestHash [sha256.Size]byte) (Keyed, error) {
+	var out Keyed
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		err := insertPending(ctx, tx, n)
+		if errors.Is(err, ErrExists) {
+			// The id is derived from (customer, key): the key was used. The
+			// insert waited for that transaction, so its key row is visible.
+			var stored []byte
+			err := tx.QueryRow(ctx, `SELECT request_hash FROM orders.idempotency_keys WHERE customer_id = $1 AND key = $2`, n.CustomerID, key).Scan(&stored)
+			if err != nil {
+				return fmt.Errorf("look up idempotency key: %w", err)
+			}
+			if string(stored) != string(requestHash[:]) {
+				return apperr.New(apperr.IdempotencyKeyReused, "this Idempotency-Key was used with a different request")
+			}
+			out.Existing = true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO orders.idempotency_keys (customer_id, key, request_hash, order_id) VALUES ($1, $2, $3, $4)`,
+			n.CustomerID, key, requestHash[:], n.ID)
+		if err != nil {
+			return fmt.Errorf("record idempotency key: %w", err)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Ping checks the database.
+func (s *Store) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
+
+// Input rebuilds the workflow input of a recorded order.
+func (s *Store) Input(ctx context.Context, id uuid.UUID, stepTimeout time.Duration) (order.Input, error) {
+	o, err := s.Get(ctx, id)
+	if err != nil {
+		return order.Input{}, err
+	}
+	n := NewOrder{ID: o.ID, CustomerID: o.CustomerID, PaymentMethod: o.PaymentMethod, Currency: o.Currency}
+	for _, it := range o.Items {
+		n.Lines = append(n.Lines, order.Line{SKU: it.SKU, Name: it.Name, Quantity: it.Quantity, UnitPriceCents: it.UnitPriceCents})
+	}
+	return n.Input(stepTimeout), nil
+}
+
+// OutboxLag returns how many events wait for the relay and the age of the oldest.
+func (s *Store) OutboxLag(ctx context.Context) (int64, time.Duration, error) {
+	var n int64
+	var age float64
+	err := s.db.QueryRow(ctx, `SELECT count(*), coalesce(extract(epoch FROM now() - min(occurred_at)), 0)::float8
+		FROM orders.order_events WHERE published_at IS NULL`).Scan(&n, &age)
+	return n, time.Duration(age * float64(time.Second)), err
+}
