@@ -260,9 +260,9 @@ func (s *Server) deleteProduct(c *gin.Context) {
 }
 
 type adjustStockRequest struct {
-	Warehouse string       `json:"warehouse"`
+	Warehouse string `json:"warehouse"`
 	Delta     *int64 `json:"delta"`
-	Reason    string       `json:"reason"`
+	Reason    string `json:"reason"`
 }
 
 func (s *Server) adjustStock(c *gin.Context) {

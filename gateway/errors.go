@@ -65,7 +65,6 @@ func unavailable(what string) error {
 	return apperr.New(apperr.Unavailable, "%s is unavailable; retry (with the same Idempotency-Key for orders)", what)
 }
 
-
 // dependency classifies a store's error: a domain error passes through; an
 // error the database answered (a bug) stays internal; anything else means
 // the dependency is down or slow, which the client may retry.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
@@ -37,15 +38,15 @@ const secret = "test-secret-test-secret-test-secret!"
 // stack is the gateway on httptest, over a fresh database, a fresh Temporal
 // namespace and the three real workers.
 type stack struct {
-	t       testing.TB
-	url     string
-	pool    *pgxpool.Pool
+	t        testing.TB
+	url      string
+	pool     *pgxpool.Pool
 	temporal client.Client
-	engine  *gin.Engine
-	store   *orderstore.Store
-	admin   string
-	users   atomic.Int64
-	tokens  *authn.Tokens
+	engine   *gin.Engine
+	store    *orderstore.Store
+	admin    string
+	users    atomic.Int64
+	tokens   *authn.Tokens
 }
 
 type options struct {
@@ -273,3 +274,9 @@ func (s *stack) counts() string {
 	}
 	return out
 }
+
+func listRequest(workflowID string) *workflowservice.ListWorkflowExecutionsRequest {
+	return &workflowservice.ListWorkflowExecutionsRequest{Query: fmt.Sprintf("WorkflowId = %q", workflowID)}
+}
+
+func bufCopy(dst io.Writer, resp *http.Response) (int64, error) { return io.Copy(dst, resp.Body) }

@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 
-
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"go.temporal.io/api/serviceerror"
@@ -349,4 +348,3 @@ func (s *Server) cancel(c *gin.Context, o orderstore.Order, cl authn.Claims, log
 }
 
 func terminal(status string) bool { return order.Status(status).Terminal() }
-

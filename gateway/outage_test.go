@@ -1,0 +1,89 @@
+package gateway_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ordersaga/ordersaga/internal/config"
+	"github.com/ordersaga/ordersaga/internal/ports"
+	"github.com/ordersaga/ordersaga/internal/temporalserver"
+	"github.com/ordersaga/ordersaga/internal/temporalsetup"
+	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/workers"
+)
+
+// TestOrdersAreAcceptedWhileTemporalIsDown: with Temporal stopped, POST
+// /orders still answers 202 within its deadline and the order is readable;
+// once Temporal is back, the starter runs it to a terminal status.
+func TestOrdersAreAcceptedWhileTemporalIsDown(t *testing.T) {
+	testenv.TemporalAddress(t) // the shared server proves the CLI is built
+	port, err := ports.Free()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbFile := filepath.Join(t.TempDir(), "temporal.db")
+	start := func() *temporalserver.Server {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		ts, err := temporalserver.Start(ctx, temporalserver.Options{DBFile: dbFile, Port: port})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ts
+	}
+	ts := start()
+	t.Cleanup(func() { ts.Stop() })
+	c := testenv.TemporalClient(t, ts.Addr(), "default")
+	if err := temporalsetup.EnsureSearchAttributes(context.Background(), c, "default"); err != nil {
+		t.Fatal(err)
+	}
+
+	const startTimeout = 2 * time.Second
+	s := newStack(t, options{temporalAddr: ts.Addr(), namespace: "default", startTimeout: startTimeout})
+	s.product("WATCH-42", 1000, map[string]int{"east": 5})
+	tok, _ := s.customer()
+
+	ts.Stop()
+	began := time.Now()
+	r := s.placeOrder(tok, "tok_ok", "WATCH-42", 2)
+	took := time.Since(began)
+	var o orderJSON
+	r.json(t, &o)
+	if r.Status != 202 || o.Status != "PENDING" {
+		t.Fatalf("with Temporal down: %d %s", r.Status, r.Body)
+	}
+	if took > startTimeout+3*time.Second {
+		t.Errorf("answered after %s; the deadline is %s", took, startTimeout)
+	}
+	if r := s.do("GET", "/api/v1/orders/"+o.ID, tok, nil); r.Status != 200 {
+		t.Errorf("the accepted order is not readable: %d", r.Status)
+	}
+	var ready struct{ Failing []string }
+	if r := s.do("GET", "/readyz", "", nil); r.Status != 503 {
+		t.Errorf("readyz with Temporal down: %d", r.Status)
+	} else {
+		r.json(t, &ready)
+		if len(ready.Failing) != 1 || ready.Failing[0] != "temporal" {
+			t.Errorf("readyz names %v", ready.Failing)
+		}
+	}
+
+	ts = start()
+	cfg, err := config.LoadFrom(map[string]string{"ORDER_STARTER_INTERVAL": "200ms", "ORDER_STARTER_GRACE": "0s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		_ = workers.NewStarter(s.store, testenv.TemporalClient(t, ts.Addr(), "default"), cfg, testenv.Logger()).Run(ctx)
+		close(done)
+	}()
+	defer func() { stop(); <-done }()
+	final := s.waitStatus(tok, o.ID, 90*time.Second, "CONFIRMED", "REJECTED", "CANCELLED", "FAILED")
+	if final.Status != "CONFIRMED" {
+		t.Errorf("after Temporal came back the order ended %s(%s)", final.Status, final.Reason)
+	}
+}
