@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -28,6 +29,9 @@ var statusOf = map[string]int{
 	apperr.Internal:             http.StatusInternalServerError,
 }
 
+// statusClientClosed is nginx's code for a request its client abandoned.
+const statusClientClosed = 499
+
 type errorBody struct {
 	Error errorDetail `json:"error"`
 }
@@ -42,6 +46,11 @@ type errorDetail struct {
 // fail answers err in API.md's error shape. An error that is not an
 // *apperr.Error is logged and answered as a bare 500: its text stays here.
 func (s *Server) fail(c *gin.Context, err error) {
+	if c.Request.Context().Err() != nil && errors.Is(err, context.Canceled) {
+		// The client went away; nobody reads an answer, and nothing is down.
+		c.AbortWithStatus(statusClientClosed)
+		return
+	}
 	var dep *dependencyError
 	if errors.As(err, &dep) {
 		s.log.Warn("dependency unavailable", append(requestFields(c), zap.String("dependency", dep.what), zap.Error(dep.cause))...)

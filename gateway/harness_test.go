@@ -45,7 +45,7 @@ type stack struct {
 	engine   *gin.Engine
 	store    *orderstore.Store
 	admin    string
-	users    atomic.Int64
+	users    *atomic.Int64
 	tokens   *authn.Tokens
 }
 
@@ -93,7 +93,7 @@ func newStack(t testing.TB, opt options) *stack {
 	engine := srv.Handler()
 	ts := httptest.NewServer(engine)
 	t.Cleanup(ts.Close)
-	s := &stack{t: t, url: ts.URL, pool: pool, temporal: tc, engine: engine, store: store, tokens: tokens}
+	s := &stack{t: t, url: ts.URL, pool: pool, temporal: tc, engine: engine, store: store, tokens: tokens, users: new(atomic.Int64)}
 	if _, err := accounts.NewStore(pool).Create(context.Background(), "root@example.com", "Root", "admin-password", accounts.RoleAdmin); err != nil {
 		t.Fatal(err)
 	}

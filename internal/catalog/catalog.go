@@ -97,7 +97,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Product, bool, error) {
 	if more {
 		products = products[:f.Limit]
 	}
-	if err := s.attachStock(ctx, s.db, products); err != nil {
+	if err := attachStock(ctx, s.db, products); err != nil {
 		return nil, false, err
 	}
 	return products, more, nil
@@ -112,23 +112,38 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
+// get reads one product with its stock in one query: the hot path of the
+// product page.
 func get(ctx context.Context, db querier, sku string) (Product, error) {
-	rows, err := db.Query(ctx, `SELECT sku, name, brand, description, price_cents, currency, active, updated_at FROM catalog.products WHERE sku = $1`, sku)
+	rows, err := db.Query(ctx, `SELECT p.sku, p.name, p.brand, p.description, p.price_cents, p.currency, p.active, p.updated_at,
+			coalesce(array_agg(s.warehouse ORDER BY s.warehouse) FILTER (WHERE s.sku IS NOT NULL), '{}'),
+			coalesce(array_agg(s.on_hand ORDER BY s.warehouse) FILTER (WHERE s.sku IS NOT NULL), '{}'),
+			coalesce(array_agg(s.reserved ORDER BY s.warehouse) FILTER (WHERE s.sku IS NOT NULL), '{}')
+		FROM catalog.products p LEFT JOIN catalog.stock s ON s.sku = p.sku
+		WHERE p.sku = $1 GROUP BY p.sku`, sku)
 	if err != nil {
 		return Product{}, fmt.Errorf("get product: %w", err)
 	}
-	p, err := pgx.CollectExactlyOneRow(rows, scanProduct)
+	p, err := pgx.CollectExactlyOneRow(rows, func(r pgx.CollectableRow) (Product, error) {
+		var p Product
+		var warehouses []string
+		var onHand, reserved []int32
+		err := r.Scan(&p.SKU, &p.Name, &p.Brand, &p.Description, &p.PriceCents, &p.Currency, &p.Active, &p.UpdatedAt, &warehouses, &onHand, &reserved)
+		p.UpdatedAt = p.UpdatedAt.UTC()
+		p.Stock = make([]Stock, len(warehouses))
+		for i := range warehouses {
+			p.Stock[i] = Stock{Warehouse: warehouses[i], OnHand: int(onHand[i]), Reserved: int(reserved[i]), Available: int(onHand[i] - reserved[i])}
+			p.Available += p.Stock[i].Available
+		}
+		return p, err
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Product{}, apperr.New(apperr.NotFound, "product %s not found", sku)
 	}
 	if err != nil {
 		return Product{}, fmt.Errorf("get product: %w", err)
 	}
-	ps := []Product{p}
-	if err := (&Store{}).attachStock(ctx, db, ps); err != nil {
-		return Product{}, err
-	}
-	return ps[0], nil
+	return p, nil
 }
 
 func scanProduct(r pgx.CollectableRow) (Product, error) {
@@ -140,7 +155,7 @@ func scanProduct(r pgx.CollectableRow) (Product, error) {
 }
 
 // attachStock loads the stock rows of products in one query.
-func (s *Store) attachStock(ctx context.Context, db querier, products []Product) error {
+func attachStock(ctx context.Context, db querier, products []Product) error {
 	if len(products) == 0 {
 		return nil
 	}
@@ -269,50 +284,73 @@ func (s *Store) Deactivate(ctx context.Context, sku string) error {
 // is created by a positive delta) and writes the ledger entry. It is a
 // Conflict when on_hand would drop below reserved or below zero.
 func (s *Store) AdjustStock(ctx context.Context, sku, warehouse string, delta int, reason, actor string) (Product, error) {
-	var out Product
-	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		var exists bool
-		// Product row first, then stock: the lock order Deactivate uses too.
-		if err := tx.QueryRow(ctx, `SELECT true FROM catalog.products WHERE sku = $1 FOR NO KEY UPDATE`, sku).Scan(&exists); errors.Is(err, pgx.ErrNoRows) {
-			return apperr.New(apperr.NotFound, "product %s not found", sku)
-		} else if err != nil {
+	// Fast path, one statement: lock the product row (the lock order that
+	// Deactivate uses too), move on_hand if it stays within bounds, write the
+	// ledger and touch the product, all or nothing.
+	var found, adjusted bool
+	err := s.db.QueryRow(ctx, `WITH p AS (
+			SELECT sku FROM catalog.products WHERE sku = $1 FOR NO KEY UPDATE
+		), s AS (
+			UPDATE catalog.stock SET on_hand = on_hand + $3, updated_at = now()
+			WHERE sku = (SELECT sku FROM p) AND warehouse = $2 AND on_hand + $3 >= reserved AND on_hand + $3 >= 0
+			RETURNING sku, warehouse
+		), l AS (
+			INSERT INTO catalog.stock_movements (sku, warehouse, on_hand_delta, reserved_delta, kind, reason, actor)
+			SELECT sku, warehouse, $3, 0, 'adjust', $4, $5 FROM s
+		), u AS (
+			UPDATE catalog.products SET updated_at = now() WHERE sku IN (SELECT sku FROM s)
+		)
+		SELECT EXISTS (SELECT 1 FROM p), EXISTS (SELECT 1 FROM s)`, sku, warehouse, delta, reason, actor).Scan(&found, &adjusted)
+	if err != nil {
+		return Product{}, fmt.Errorf("adjust stock: %w", err)
+	}
+	if !found {
+		return Product{}, apperr.New(apperr.NotFound, "product %s not found", sku)
+	}
+	if !adjusted {
+		if err := s.adjustSlow(ctx, sku, warehouse, delta, reason, actor); err != nil {
+			return Product{}, err
+		}
+	}
+	return get(ctx, s.db, sku)
+}
+
+// adjustSlow handles what the fast path refused: a new warehouse, or a
+// change that would leave too few units, which it explains.
+func (s *Store) adjustSlow(ctx context.Context, sku, warehouse string, delta int, reason, actor string) error {
+	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM catalog.products WHERE sku = $1 FOR NO KEY UPDATE`, sku); err != nil {
 			return fmt.Errorf("adjust stock: %w", err)
 		}
-		tag, err := tx.Exec(ctx, `UPDATE catalog.stock SET on_hand = on_hand + $3, updated_at = now()
-			WHERE sku = $1 AND warehouse = $2 AND on_hand + $3 >= reserved AND on_hand + $3 >= 0`, sku, warehouse, delta)
-		if err != nil {
-			return fmt.Errorf("adjust stock: %w", err)
-		}
-		if tag.RowsAffected() == 0 {
-			var onHand, reserved int
-			err := tx.QueryRow(ctx, `SELECT on_hand, reserved FROM catalog.stock WHERE sku = $1 AND warehouse = $2`, sku, warehouse).Scan(&onHand, &reserved)
-			switch {
-			case errors.Is(err, pgx.ErrNoRows) && delta > 0:
-				if _, err := tx.Exec(ctx, `INSERT INTO catalog.stock (sku, warehouse, on_hand) VALUES ($1, $2, $3)`, sku, warehouse, delta); err != nil {
-					var pgErr *pgconn.PgError
-					if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-						return apperr.New(apperr.Conflict, "stock of %s in %s changed concurrently; retry", sku, warehouse)
-					}
-					return fmt.Errorf("adjust stock: %w", err)
+		var onHand, reserved int
+		err := tx.QueryRow(ctx, `SELECT on_hand, reserved FROM catalog.stock WHERE sku = $1 AND warehouse = $2 FOR UPDATE`, sku, warehouse).Scan(&onHand, &reserved)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows) && delta > 0:
+			if _, err := tx.Exec(ctx, `INSERT INTO catalog.stock (sku, warehouse, on_hand) VALUES ($1, $2, $3)`, sku, warehouse, delta); err != nil {
+				var pgErr *pgconn.PgError
+				if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+					return apperr.New(apperr.Conflict, "stock of %s in %s changed concurrently; retry", sku, warehouse)
 				}
-			case errors.Is(err, pgx.ErrNoRows):
-				return apperr.New(apperr.Conflict, "%s has no stock in %s to take away", sku, warehouse)
-			case err != nil:
 				return fmt.Errorf("adjust stock: %w", err)
-			default:
-				return apperr.New(apperr.Conflict, "%s in %s has %d on hand and %d reserved; %+d would leave too few", sku, warehouse, onHand, reserved, delta)
+			}
+		case errors.Is(err, pgx.ErrNoRows):
+			return apperr.New(apperr.Conflict, "%s has no stock in %s to take away", sku, warehouse)
+		case err != nil:
+			return fmt.Errorf("adjust stock: %w", err)
+		case onHand+delta < reserved || onHand+delta < 0:
+			return apperr.New(apperr.Conflict, "%s in %s has %d on hand and %d reserved; %+d would leave too few", sku, warehouse, onHand, reserved, delta)
+		default:
+			// The row changed between the two statements: apply it here.
+			if _, err := tx.Exec(ctx, `UPDATE catalog.stock SET on_hand = on_hand + $3, updated_at = now() WHERE sku = $1 AND warehouse = $2`, sku, warehouse, delta); err != nil {
+				return fmt.Errorf("adjust stock: %w", err)
 			}
 		}
 		if err := ledger(ctx, tx, sku, warehouse, delta, "adjust", reason, actor); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE catalog.products SET updated_at = now() WHERE sku = $1`, sku); err != nil {
-			return err
-		}
-		out, err = get(ctx, tx, sku)
+		_, err = tx.Exec(ctx, `UPDATE catalog.products SET updated_at = now() WHERE sku = $1`, sku)
 		return err
 	})
-	return out, err
 }
 
 // Priced is what an order needs to know of a product.
