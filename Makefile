@@ -5,7 +5,7 @@ TEMPORAL := $(BIN)/temporal
 # Integration tests start real servers per package; two at a time fit 2 cores.
 TESTFLAGS ?= -count=1 -p 2 -timeout 14m
 
-.PHONY: dev test lint build tools fmtcheck vet bench clean-data
+.PHONY: dev test lint build tools fmtcheck vet bench load clean-data
 
 build:
 	$(GO) build -o $(BIN)/ordersaga ./cmd/ordersaga
@@ -34,6 +34,10 @@ lint: fmtcheck vet
 # Benchmarks on real servers; see each benchmark's comment for what it reports.
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchtime 300x -count 3 ./workers/
+
+# wrk against a running `make dev` (another terminal): reads and stock adjustments.
+load:
+	deploy/loadtest/run.sh
 
 # Removes the local stack's data (PostgreSQL, Kafka, Temporal).
 clean-data:

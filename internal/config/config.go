@@ -42,8 +42,8 @@ type Config struct {
 	JWTSecret string        `env:"JWT_SECRET"`
 	JWTTTL    time.Duration `env:"JWT_TTL" envDefault:"24h"`
 	// WSPublicURL is the hub's URL as browsers reach it; empty derives it from WS_ADDR.
-	WSPublicURL string `env:"WS_PUBLIC_URL"`
-	LogLevel  zapcore.Level `env:"LOG_LEVEL" envDefault:"info"`
+	WSPublicURL string        `env:"WS_PUBLIC_URL"`
+	LogLevel    zapcore.Level `env:"LOG_LEVEL" envDefault:"info"`
 
 	// StepTimeout bounds each saga step (schedule to close); past it the
 	// order is compensated and REJECTED(timeout).
