@@ -7,19 +7,24 @@ package workers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ordersaga/ordersaga/activities/inventory"
 	"github.com/ordersaga/ordersaga/activities/orders"
 	"github.com/ordersaga/ordersaga/activities/payment"
 	"github.com/ordersaga/ordersaga/internal/config"
+	"github.com/ordersaga/ordersaga/internal/kafkaclient"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
+	"github.com/ordersaga/ordersaga/internal/outbox"
 	"github.com/ordersaga/ordersaga/internal/postgres"
 	"github.com/ordersaga/ordersaga/internal/temporalclient"
 	"github.com/ordersaga/ordersaga/workflows/order"
@@ -71,7 +76,7 @@ func NewPayment(c client.Client, payments *pgxpool.Pool, provider payment.Provid
 
 // Run runs the worker named which ("order", "product" or "payment") until
 // ctx ends, then stops it gracefully. It is `ordersaga worker <which>`.
-func Run(ctx context.Context, cfg config.Config, log *zap.Logger, which string) error {
+func Run(ctx context.Context, cfg config.Config, log *zap.Logger, reg prometheus.Registerer, which string) error {
 	var dsnVar, dsn string
 	switch which {
 	case "order":
@@ -83,7 +88,11 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, which string) 
 	default:
 		return fmt.Errorf("unknown worker %q: want order, product or payment", which)
 	}
-	if err := cfg.Require(dsnVar, "TEMPORAL_ADDRESS"); err != nil {
+	required := []string{dsnVar, "TEMPORAL_ADDRESS"}
+	if which == "order" {
+		required = append(required, "KAFKA_BROKERS") // the outbox relay
+	}
+	if err := cfg.Require(required...); err != nil {
 		return err
 	}
 	log = log.With(zap.String("worker", which))
@@ -105,7 +114,19 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, which string) 
 	case "order":
 		store := orderstore.New(pool)
 		w = NewOrder(c, store, opts, log)
-		background = NewStarter(store, c, cfg, log).Run
+		producer, err := kafkaclient.Producer(cfg.KafkaBrokers, cfg.KafkaTopic, 30*time.Second, log)
+		if err != nil {
+			return err
+		}
+		defer producer.Close()
+		relay := outbox.New(pool, producer, outbox.Options{Topic: cfg.KafkaTopic, Partitions: cfg.KafkaPartitions, BatchSize: cfg.OutboxBatchSize}, reg, log)
+		starter := NewStarter(store, c, cfg, log)
+		background = func(ctx context.Context) error {
+			g, gctx := errgroup.WithContext(ctx)
+			g.Go(func() error { return starter.Run(gctx) })
+			g.Go(func() error { return relay.Run(gctx) })
+			return g.Wait()
+		}
 	case "product":
 		w = NewProduct(c, pool, opts, log)
 	case "payment":

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ordersaga/ordersaga/gateway"
 	"github.com/ordersaga/ordersaga/internal/accounts"
@@ -20,6 +21,7 @@ import (
 	"github.com/ordersaga/ordersaga/internal/postgres"
 	"github.com/ordersaga/ordersaga/internal/temporalsetup"
 	"github.com/ordersaga/ordersaga/workers"
+	"github.com/ordersaga/ordersaga/ws"
 )
 
 func runDev(ctx context.Context, cfg config.Config, log *zap.Logger) error {
@@ -82,10 +84,16 @@ func services(cfg config.Config, log *zap.Logger, reg *prometheus.Registry) []de
 			return gateway.Run(ctx, cfg, log, reg, nil)
 		},
 		Links: [][2]string{{"REST API", "http://" + cfg.GatewayAddr + "/api/v1"}},
+	}, {
+		Name: "ws hub",
+		Run: func(ctx context.Context) error {
+			return ws.Run(ctx, cfg, log, reg, nil)
+		},
+		Links: [][2]string{{"WebSocket hub", cfg.WSURL()}},
 	}}
 	for _, which := range []string{"order", "product", "payment"} {
 		out = append(out, devstack.Service{Name: which + " worker", Run: func(ctx context.Context) error {
-			return workers.Run(ctx, cfg, log, which)
+			return workers.Run(ctx, cfg, log, reg, which)
 		}})
 	}
 	return out
@@ -96,6 +104,15 @@ func runGateway(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	return gateway.Run(ctx, cfg, log, reg, nil)
 }
 
+// runWorker runs one worker with its own /metrics on METRICS_ADDR.
+func runHub(ctx context.Context, cfg config.Config, log *zap.Logger) error {
+	return ws.Run(ctx, cfg, log, metrics.NewRegistry(), nil)
+}
+
 func runWorker(ctx context.Context, cfg config.Config, log *zap.Logger, which string) error {
-	return workers.Run(ctx, cfg, log, which)
+	reg := metrics.NewRegistry()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return metrics.Serve(gctx, cfg.MetricsAddr, reg, log, nil) })
+	g.Go(func() error { return workers.Run(gctx, cfg, log, reg, which) })
+	return g.Wait()
 }

@@ -23,6 +23,7 @@ commands:
   dev                       run the whole system locally (PostgreSQL, Kafka, Temporal, every service)
   migrate                   apply the SQL migrations of every schema
   gateway                   run the REST gateway
+  ws                        run the websocket hub
   worker order|product|payment
                             run one Temporal worker
   admin create --email E --password P
@@ -74,6 +75,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return runMigrate(ctx, cfg, log)
 	case "gateway":
 		return runGateway(ctx, cfg, log)
+	case "ws":
+		return runHub(ctx, cfg, log)
 	case "worker":
 		if len(args) != 1 {
 			return usageError{"worker needs one of: order, product, payment"}

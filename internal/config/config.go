@@ -30,6 +30,16 @@ type Config struct {
 
 	KafkaBrokers []string `env:"KAFKA_BROKERS" envSeparator:","`
 	KafkaTopic   string   `env:"KAFKA_TOPIC" envDefault:"order-events"`
+	// KafkaPartitions is the partition count the topic is created with.
+	KafkaPartitions int32 `env:"KAFKA_TOPIC_PARTITIONS" envDefault:"6"`
+	// OutboxBatchSize is how many events the relay publishes per round.
+	OutboxBatchSize int `env:"OUTBOX_BATCH_SIZE" envDefault:"500"`
+
+	// WSAllowedOrigins lists the Origin headers the hub accepts; empty
+	// accepts same-host origins and clients that send none.
+	WSAllowedOrigins []string `env:"WS_ALLOWED_ORIGINS" envSeparator:","`
+	// WSSendBuffer is how many events may wait for a slow client before it is dropped.
+	WSSendBuffer int `env:"WS_SEND_BUFFER" envDefault:"256"`
 
 	TemporalAddress   string `env:"TEMPORAL_ADDRESS"`
 	TemporalNamespace string `env:"TEMPORAL_NAMESPACE" envDefault:"default"`
@@ -137,6 +147,15 @@ func (c *Config) validate() error {
 		if !strings.Contains(b, ":") {
 			bad("KAFKA_BROKERS", fmt.Sprintf("%q is not host:port", b))
 		}
+	}
+	if c.KafkaPartitions < 1 {
+		bad("KAFKA_TOPIC_PARTITIONS", "must be at least 1")
+	}
+	if c.OutboxBatchSize < 1 {
+		bad("OUTBOX_BATCH_SIZE", "must be at least 1")
+	}
+	if c.WSSendBuffer < 1 {
+		bad("WS_SEND_BUFFER", "must be at least 1")
 	}
 	if c.KafkaTopic == "" {
 		bad("KAFKA_TOPIC", "must not be empty")

@@ -89,7 +89,7 @@ func insertPending(ctx context.Context, tx pgx.Tx, n NewOrder) error {
 		SELECT id, 1, customer_id, 'PENDING', total_cents, created_at FROM orders.orders WHERE id = $1`, n.ID); err != nil {
 		return fmt.Errorf("record order event: %w", err)
 	}
-	return nil
+	return notifyOutbox(ctx, tx)
 }
 
 // RecordStatus records one transition in one transaction: the event row
@@ -114,7 +114,7 @@ func (s *Store) RecordStatus(ctx context.Context, rec order.StatusRecord) error 
 			WHERE id = $1 AND last_seq < $4`, id, string(rec.Status), string(rec.Reason), rec.Seq, rec.OccurredAt); err != nil {
 			return fmt.Errorf("record status %s: order: %w", rec.Status, err)
 		}
-		return nil
+		return notifyOutbox(ctx, tx)
 	})
 }
 
@@ -153,6 +153,17 @@ func (s *Store) MarkStarted(ctx context.Context, orderID string) error {
 	_, err := s.db.Exec(ctx, `UPDATE orders.orders SET workflow_started_at = now() WHERE id = $1 AND workflow_started_at IS NULL`, orderID)
 	if err != nil {
 		return fmt.Errorf("mark workflow started: %w", err)
+	}
+	return nil
+}
+
+// OutboxChannel is the Postgres channel notified, at commit, whenever an
+// event is added to the outbox; the relay listens on it instead of polling.
+const OutboxChannel = "orders_outbox"
+
+func notifyOutbox(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_notify('`+OutboxChannel+`', '')`); err != nil {
+		return fmt.Errorf("notify outbox: %w", err)
 	}
 	return nil
 }

@@ -161,10 +161,15 @@ func (s *Store) Events(ctx context.Context, orderID uuid.UUID, afterSeq int) ([]
 func ScanEvent(r pgx.CollectableRow) (Event, error) {
 	var e Event
 	err := r.Scan(&e.OrderID, &e.CustomerID, &e.Seq, &e.Status, &e.Reason, &e.TotalCents, &e.OccurredAt)
+	return Complete(e), err
+}
+
+// Complete fills an event's derived fields: its type, its event_id, UTC time.
+func Complete(e Event) Event {
 	e.OccurredAt = e.OccurredAt.UTC()
 	e.Type = EventType
 	e.EventID = fmt.Sprintf("%s:%d", e.OrderID, e.Seq)
-	return e, err
+	return e
 }
 
 // Keyed is the outcome of CreateWithKey.
@@ -231,4 +236,14 @@ func (s *Store) OutboxLag(ctx context.Context) (int64, time.Duration, error) {
 	err := s.db.QueryRow(ctx, `SELECT count(*), coalesce(extract(epoch FROM now() - min(occurred_at)), 0)::float8
 		FROM orders.order_events WHERE published_at IS NULL`).Scan(&n, &age)
 	return n, time.Duration(age * float64(time.Second)), err
+}
+
+// Owner returns the customer who placed the order.
+func (s *Store) Owner(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
+	var owner uuid.UUID
+	err := s.db.QueryRow(ctx, `SELECT customer_id FROM orders.orders WHERE id = $1`, id).Scan(&owner)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return uuid.Nil, apperr.New(apperr.NotFound, "order not found")
+	}
+	return owner, err
 }

@@ -1,0 +1,293 @@
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ordersaga/ordersaga/internal/kafkabroker"
+	"github.com/ordersaga/ordersaga/internal/kafkaclient"
+	"github.com/ordersaga/ordersaga/internal/orderstore"
+	"github.com/ordersaga/ordersaga/internal/ports"
+	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/workflows/order"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// writeOrders records n orders, each PENDING then the given statuses, as
+// the gateway and the workflow would.
+func writeOrders(t *testing.T, pool *pgxpool.Pool, n int, statuses ...order.Status) []uuid.UUID {
+	t.Helper()
+	ctx := context.Background()
+	store := orderstore.New(pool)
+	var ids []uuid.UUID
+	for i := 0; i < n; i++ {
+		no := orderstore.NewOrder{ID: uuid.New(), CustomerID: uuid.New(), PaymentMethod: "tok_ok", Currency: "USD",
+			Lines: []order.Line{{SKU: "SKU-1", Name: "x", Quantity: 1, UnitPriceCents: 100}}}
+		if err := store.CreatePending(ctx, no); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, no.ID)
+	}
+	for seq, st := range statuses {
+		for _, id := range ids {
+			if err := store.RecordStatus(ctx, order.StatusRecord{OrderID: id.String(), CustomerID: uuid.NewString(), Seq: seq + 2, Status: st, TotalCents: 100, OccurredAt: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return ids
+}
+
+type relayUnderTest struct {
+	relay *Relay
+	reg   *prometheus.Registry
+	stop  func()
+}
+
+func startRelay(t *testing.T, pool *pgxpool.Pool, brokers []string, topic string, afterAck func() error) *relayUnderTest {
+	t.Helper()
+	prod, err := kafkaclient.Producer(brokers, topic, 2*time.Second, testenv.Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	r := New(pool, prod, Options{Topic: topic, Partitions: 3, BatchSize: 25, Idle: 200 * time.Millisecond, Standby: 100 * time.Millisecond}, reg, testenv.Logger())
+	r.afterAck = afterAck
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = r.Run(ctx); close(done) }()
+	var once bool
+	stop := func() {
+		if once {
+			return
+		}
+		once = true
+		cancel()
+		<-done
+		prod.Close()
+	}
+	t.Cleanup(stop)
+	return &relayUnderTest{relay: r, reg: reg, stop: stop}
+}
+
+// consumeAll reads topic from the start until want distinct event ids arrived.
+func consumeAll(t *testing.T, brokers []string, topic string, want int) []orderstore.Event {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []orderstore.Event
+	distinct := map[string]bool{}
+	for len(distinct) < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d distinct events of %d", len(distinct), want)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			var e orderstore.Event
+			if err := json.Unmarshal(r.Value, &e); err != nil {
+				t.Errorf("record value is not an OrderEvent: %s", r.Value)
+				return
+			}
+			if string(r.Key) != e.OrderID.String() {
+				t.Errorf("record key %s, order %s", r.Key, e.OrderID)
+			}
+			out = append(out, e)
+			distinct[e.EventID] = true
+		})
+	}
+	return out
+}
+
+// checkOrdered: per order, after deduplication by event_id (what every
+// consumer does under at-least-once delivery), seqs arrive in order.
+func checkOrdered(t *testing.T, events []orderstore.Event) {
+	t.Helper()
+	last := map[uuid.UUID]int{}
+	seen := map[string]bool{}
+	for _, e := range events {
+		if seen[e.EventID] {
+			continue
+		}
+		seen[e.EventID] = true
+		if e.Seq != last[e.OrderID]+1 {
+			t.Errorf("order %s: seq %d follows %d", e.OrderID, e.Seq, last[e.OrderID])
+		}
+		if e.EventID != fmt.Sprintf("%s:%d", e.OrderID, e.Seq) || e.Type != "order.status_changed" {
+			t.Errorf("event %+v", e)
+		}
+		last[e.OrderID] = max(last[e.OrderID], e.Seq)
+	}
+}
+
+func unpublished(t *testing.T, pool *pgxpool.Pool) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM orders.order_events WHERE published_at IS NULL`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestRelayPublishesExactlyTheCommittedEventsInOrder(t *testing.T) {
+	pool := testenv.NewPool(t)
+	brokers := testenv.KafkaBrokers(t)
+	topic := "events-" + uuid.NewString()[:8]
+	ids := writeOrders(t, pool, 30, order.Reserved, order.Authorized, order.Confirmed)
+
+	// An event whose transaction never commits must never reach Kafka.
+	tx, err := pool.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(context.Background(), `INSERT INTO orders.order_events (order_id, seq, customer_id, status, total_cents) VALUES ($1, 5, $2, 'FAILED', 1)`, ids[0], uuid.New()); err != nil {
+		t.Fatal(err)
+	}
+	r := startRelay(t, pool, brokers, topic, nil)
+	waitFor(t, "the outbox to drain", 30*time.Second, func() bool { return unpublished(t, pool) == 0 })
+	_ = tx.Rollback(context.Background())
+
+	events := consumeAll(t, brokers, topic, 120)
+	checkOrdered(t, events)
+	for _, e := range events {
+		if e.Status == "FAILED" {
+			t.Errorf("an uncommitted event reached Kafka: %+v", e)
+		}
+	}
+	if got := testutil.ToFloat64(r.relay.m.published); got != 120 {
+		t.Errorf("published counter %v", got)
+	}
+	// Events written while the relay runs go out promptly (NOTIFY, not a poll).
+	began := time.Now()
+	writeOrders(t, pool, 1)
+	waitFor(t, "a new event to be published", 5*time.Second, func() bool { return unpublished(t, pool) == 0 })
+	t.Logf("a new event was published %s after commit", time.Since(began))
+}
+
+func TestRelayKilledMidBatchLosesNothing(t *testing.T) {
+	pool := testenv.NewPool(t)
+	brokers := testenv.KafkaBrokers(t)
+	topic := "events-" + uuid.NewString()[:8]
+	writeOrders(t, pool, 10, order.Reserved, order.Confirmed)
+
+	// The first relay dies after the broker acknowledged its first batch,
+	// before marking it.
+	killed := make(chan struct{})
+	first := startRelay(t, pool, brokers, topic, func() error {
+		select {
+		case <-killed:
+		default:
+			close(killed)
+		}
+		return errors.New("killed after the ack")
+	})
+	<-killed
+	first.stop()
+	if n := unpublished(t, pool); n != 30 {
+		t.Fatalf("after the kill %d events are unmarked, want all 30", n)
+	}
+
+	startRelay(t, pool, brokers, topic, nil)
+	waitFor(t, "the outbox to drain", 30*time.Second, func() bool { return unpublished(t, pool) == 0 })
+	events := consumeAll(t, brokers, topic, 30)
+	checkOrdered(t, events)
+	seen := map[string]orderstore.Event{}
+	repeats := 0
+	for _, e := range events {
+		if prev, ok := seen[e.EventID]; ok {
+			repeats++
+			if prev != e {
+				t.Errorf("a repeat differs: %+v vs %+v", prev, e)
+			}
+		}
+		seen[e.EventID] = e
+	}
+	if len(seen) != 30 || repeats == 0 {
+		t.Errorf("%d distinct events, %d repeats: the acknowledged batch should come again", len(seen), repeats)
+	}
+}
+
+func TestOneRelayAtATime(t *testing.T) {
+	pool := testenv.NewPool(t)
+	brokers := testenv.KafkaBrokers(t)
+	topic := "events-" + uuid.NewString()[:8]
+	a := startRelay(t, pool, brokers, topic, nil)
+	waitFor(t, "relay A to take the lock", 10*time.Second, func() bool { return testutil.ToFloat64(a.relay.m.active) == 1 })
+	b := startRelay(t, pool, brokers, topic, nil)
+
+	writeOrders(t, pool, 5, order.Reserved)
+	waitFor(t, "A to publish", 10*time.Second, func() bool { return unpublished(t, pool) == 0 })
+	time.Sleep(300 * time.Millisecond)
+	if testutil.ToFloat64(b.relay.m.active) != 0 || testutil.ToFloat64(b.relay.m.published) != 0 {
+		t.Fatalf("replica B worked while A held the lock")
+	}
+	if testutil.ToFloat64(a.relay.m.published) != 10 {
+		t.Errorf("A published %v", testutil.ToFloat64(a.relay.m.published))
+	}
+
+	a.stop()
+	waitFor(t, "B to take over", 10*time.Second, func() bool { return testutil.ToFloat64(b.relay.m.active) == 1 })
+	writeOrders(t, pool, 5, order.Reserved)
+	waitFor(t, "B to publish", 10*time.Second, func() bool { return unpublished(t, pool) == 0 })
+	if testutil.ToFloat64(b.relay.m.published) != 10 {
+		t.Errorf("B published %v", testutil.ToFloat64(b.relay.m.published))
+	}
+	checkOrdered(t, consumeAll(t, brokers, topic, 20))
+}
+
+func TestRelayWaitsOutAKafkaOutage(t *testing.T) {
+	pool := testenv.NewPool(t)
+	port, err := ports.Free()
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokers := []string{fmt.Sprintf("127.0.0.1:%d", port)} // nothing listens yet
+	topic := "events-" + uuid.NewString()[:8]
+	writeOrders(t, pool, 5, order.Reserved)
+	r := startRelay(t, pool, brokers, topic, nil)
+	time.Sleep(2 * time.Second)
+	if n := unpublished(t, pool); n != 10 {
+		t.Fatalf("with Kafka down %d events are unpublished, want 10", n)
+	}
+	if lag := testutil.ToFloat64(r.relay.m.lagCount); lag != 10 {
+		t.Errorf("lag metric %v while Kafka is down", lag)
+	}
+	if age := testutil.ToFloat64(r.relay.m.lagAge); age < 1 {
+		t.Errorf("lag age metric %v", age)
+	}
+
+	b, err := kafkabroker.Start(context.Background(), kafkabroker.Options{Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	waitFor(t, "the outbox to drain once Kafka is back", 60*time.Second, func() bool { return unpublished(t, pool) == 0 })
+	checkOrdered(t, consumeAll(t, brokers, topic, 10))
+	waitFor(t, "the lag metric to clear", 5*time.Second, func() bool { return testutil.ToFloat64(r.relay.m.lagCount) == 0 })
+}

@@ -1,0 +1,327 @@
+package ws
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
+	"go.uber.org/zap"
+
+	"github.com/ordersaga/ordersaga/internal/apperr"
+	"github.com/ordersaga/ordersaga/internal/authn"
+	"github.com/ordersaga/ordersaga/internal/orderstore"
+)
+
+// Close codes. 4000-4999 are the application's own.
+const (
+	closeGoingAway = websocket.CloseGoingAway
+	// closeTooSlow: the client fell behind its send buffer. It reconnects
+	// and resubscribes with after_seq to get what it missed.
+	closeTooSlow = 4001
+
+	writeWait   = 10 * time.Second
+	maxFrame    = 4096
+	replayLimit = 10 * time.Second
+)
+
+// conn is one client. Its writer goroutine is the only one that writes to
+// the socket; everything else queues to send.
+type conn struct {
+	hub    *Hub
+	ws     *websocket.Conn
+	claims authn.Claims
+	log    *zap.Logger
+	send   chan []byte
+
+	closeOnce sync.Once
+	closing   chan struct{}
+	closeCode int
+	closeText string
+
+	mu sync.Mutex
+	// last is the highest seq sent per order: it makes delivery once per
+	// event and in seq order, whatever Kafka or a replay repeats.
+	last map[uuid.UUID]int
+	// replaying holds live events of an order whose replay is running.
+	replaying map[uuid.UUID][]pending
+	orders    map[uuid.UUID]bool
+}
+
+type pending struct {
+	e    orderstore.Event
+	data []byte
+}
+
+// ServeHTTP upgrades an authenticated request to a websocket.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	token := r.URL.Query().Get("token")
+	if token == "" {
+		token = strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	}
+	claims, err := h.tokens.Verify(token)
+	if err != nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error":{"code":"unauthenticated","message":"connect with ?token=<login token> or an Authorization header"}}`))
+		return
+	}
+	up := websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 4096, CheckOrigin: h.checkOrigin}
+	ws, err := up.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader answered the client
+	}
+	c := &conn{
+		hub: h, ws: ws, claims: claims, send: make(chan []byte, h.settings.SendBuffer), closing: make(chan struct{}),
+		log:  h.log.With(zap.String("user_id", claims.UserID.String())),
+		last: map[uuid.UUID]int{}, replaying: map[uuid.UUID][]pending{}, orders: map[uuid.UUID]bool{},
+	}
+	if !h.register(c) {
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeGoingAway, "server shutting down"), time.Now().Add(writeWait))
+		ws.Close()
+		return
+	}
+	go c.writer()
+	c.reader()
+}
+
+func (h *Hub) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	if len(h.settings.AllowedOrigins) == 0 {
+		u, err := url.Parse(origin)
+		return err == nil && strings.EqualFold(u.Host, r.Host)
+	}
+	for _, o := range h.settings.AllowedOrigins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// frame is a message from the client.
+type frame struct {
+	Type     string `json:"type"`
+	OrderID  string `json:"order_id"`
+	Scope    string `json:"scope"`
+	AfterSeq *int   `json:"after_seq"`
+}
+
+func (c *conn) reader() {
+	defer func() {
+		c.close(websocket.CloseNormalClosure, "")
+		c.hub.unregister(c)
+	}()
+	c.ws.SetReadLimit(maxFrame)
+	pongWait := 2*c.hub.settings.PingInterval + writeWait
+	_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
+	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(pongWait)) })
+	for {
+		kind, msg, err := c.ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
+		if kind != websocket.TextMessage {
+			c.error(apperr.InvalidJSON, "frames are JSON text")
+			continue
+		}
+		var f frame
+		if err := json.Unmarshal(msg, &f); err != nil {
+			c.error(apperr.InvalidJSON, "the frame is not a JSON object")
+			continue
+		}
+		c.handle(f)
+	}
+}
+
+func (c *conn) handle(f frame) {
+	switch {
+	case f.Type == "subscribe" && f.OrderID != "":
+		c.subscribeOrder(f.OrderID, f.AfterSeq)
+	case f.Type == "subscribe" && f.Scope == "mine":
+		c.hub.mu.Lock()
+		addTo(c.hub.byCustomer, c.claims.UserID, c)
+		c.hub.mu.Unlock()
+	case f.Type == "subscribe" && f.Scope == "all":
+		if c.claims.Role != "admin" {
+			c.error(apperr.Forbidden, "scope all is for admins")
+			return
+		}
+		c.hub.mu.Lock()
+		c.hub.all[c] = struct{}{}
+		c.hub.mu.Unlock()
+	case f.Type == "unsubscribe" && f.OrderID != "":
+		id, err := uuid.Parse(f.OrderID)
+		if err != nil {
+			c.error(apperr.InvalidArgument, "order_id must be a UUID")
+			return
+		}
+		c.hub.mu.Lock()
+		removeFrom(c.hub.byOrder, id, c)
+		c.hub.mu.Unlock()
+		c.mu.Lock()
+		delete(c.orders, id)
+		c.mu.Unlock()
+	case f.Type == "unsubscribe" && (f.Scope == "mine" || f.Scope == "all"):
+		c.hub.mu.Lock()
+		if f.Scope == "mine" {
+			removeFrom(c.hub.byCustomer, c.claims.UserID, c)
+		} else {
+			delete(c.hub.all, c)
+		}
+		c.hub.mu.Unlock()
+	case f.Type == "subscribe" || f.Type == "unsubscribe":
+		c.error(apperr.InvalidArgument, `give an order_id, or a scope of "mine" or "all"`)
+	default:
+		c.error(apperr.InvalidArgument, `type must be "subscribe" or "unsubscribe"`)
+	}
+}
+
+// subscribeOrder subscribes to one order the client may see. With
+// after_seq, the events after it are replayed from the database first;
+// live events that arrive meanwhile are held and sent after the replay,
+// each once.
+func (c *conn) subscribeOrder(raw string, afterSeq *int) {
+	id, err := uuid.Parse(raw)
+	if err != nil {
+		c.error(apperr.InvalidArgument, "order_id must be a UUID")
+		return
+	}
+	if afterSeq != nil && *afterSeq < 0 {
+		c.error(apperr.InvalidArgument, "after_seq must be 0 or more")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), replayLimit)
+	defer cancel()
+	if c.claims.Role != "admin" {
+		owner, err := c.hub.events.Owner(ctx, id)
+		if apperr.Is(err, apperr.NotFound) || (err == nil && owner != c.claims.UserID) {
+			c.error(apperr.NotFound, "order not found") // never reveal another customer's order
+			return
+		}
+		if err != nil {
+			c.error(apperr.Unavailable, "could not check the order; retry")
+			return
+		}
+	}
+	c.mu.Lock()
+	c.orders[id] = true
+	if afterSeq != nil {
+		c.replaying[id] = []pending{}
+		c.last[id] = *afterSeq
+	}
+	c.mu.Unlock()
+	c.hub.mu.Lock()
+	addTo(c.hub.byOrder, id, c)
+	c.hub.mu.Unlock()
+	if afterSeq == nil {
+		return
+	}
+
+	events, err := c.hub.events.Events(ctx, id, *afterSeq)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	held := c.replaying[id]
+	delete(c.replaying, id)
+	if err != nil {
+		c.log.Warn("replay failed", zap.String("order_id", id.String()), zap.Error(err))
+		c.errorLocked(apperr.Unavailable, "could not replay the order's events; subscribe again")
+		return
+	}
+	for _, e := range events {
+		data, _ := json.Marshal(e)
+		c.emitLocked(e, data)
+	}
+	sort.SliceStable(held, func(i, j int) bool { return held[i].e.Seq < held[j].e.Seq })
+	for _, p := range held {
+		c.emitLocked(p.e, p.data)
+	}
+}
+
+func (c *conn) deliver(e orderstore.Event, data []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if held, ok := c.replaying[e.OrderID]; ok {
+		c.replaying[e.OrderID] = append(held, pending{e, data})
+		return
+	}
+	c.emitLocked(e, data)
+}
+
+// emitLocked queues an event unless this connection already had it.
+func (c *conn) emitLocked(e orderstore.Event, data []byte) {
+	if e.Seq <= c.last[e.OrderID] {
+		return
+	}
+	c.last[e.OrderID] = e.Seq
+	c.queueLocked(data)
+	c.hub.m.delivered.Inc()
+}
+
+func (c *conn) queueLocked(data []byte) {
+	select {
+	case c.send <- data:
+	default:
+		c.hub.m.dropped.Inc()
+		c.log.Info("client too slow; disconnecting")
+		c.close(closeTooSlow, "too slow: reconnect and resubscribe with after_seq")
+	}
+}
+
+func (c *conn) error(code, msg string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.errorLocked(code, msg)
+}
+
+func (c *conn) errorLocked(code, msg string) {
+	data, _ := json.Marshal(map[string]string{"type": "error", "code": code, "message": msg})
+	c.queueLocked(data)
+}
+
+// close asks the writer to send a close frame and end the connection.
+func (c *conn) close(code int, text string) {
+	c.closeOnce.Do(func() {
+		c.closeCode, c.closeText = code, text
+		close(c.closing)
+	})
+}
+
+func (c *conn) writer() {
+	ping := time.NewTicker(c.hub.settings.PingInterval)
+	defer func() {
+		ping.Stop()
+		c.ws.Close()
+		c.hub.writers.Done()
+	}()
+	for {
+		select {
+		case msg := <-c.send:
+			_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
+			if err := c.ws.WriteMessage(websocket.TextMessage, msg); err != nil {
+				c.close(websocket.CloseAbnormalClosure, "")
+				return
+			}
+		case <-ping.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
+				c.close(websocket.CloseAbnormalClosure, "")
+				return
+			}
+		case <-c.closing:
+			if c.closeCode != websocket.CloseAbnormalClosure {
+				_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.closeCode, c.closeText), time.Now().Add(writeWait))
+			}
+			return
+		}
+	}
+}

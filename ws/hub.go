@@ -1,0 +1,257 @@
+// Package ws is the websocket hub: it consumes the order-events topic and
+// pushes each event to the connections subscribed to its order, its
+// customer ("mine") or everything ("all", admins), exactly once per
+// connection and in seq order per order. A subscription with after_seq is
+// first replayed from orders.order_events, so a client that reconnects
+// misses nothing.
+package ws
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/ordersaga/ordersaga/internal/authn"
+	"github.com/ordersaga/ordersaga/internal/orderstore"
+)
+
+// Events is what the hub reads from the orders schema.
+type Events interface {
+	Events(ctx context.Context, orderID uuid.UUID, afterSeq int) ([]orderstore.Event, error)
+	Owner(ctx context.Context, orderID uuid.UUID) (uuid.UUID, error)
+	Ping(ctx context.Context) error
+}
+
+// Settings tune the hub.
+type Settings struct {
+	Topic string
+	// SendBuffer is how many messages may wait for one client; a client
+	// that falls further behind is disconnected (it resumes with after_seq).
+	SendBuffer int
+	// PingInterval is how often the hub pings each client.
+	PingInterval time.Duration
+	// AllowedOrigins lists accepted Origin headers; "*" accepts any; empty
+	// accepts the hub's own host and clients that send no Origin.
+	AllowedOrigins []string
+}
+
+// Hub routes events to connections. Build it with New.
+type Hub struct {
+	events   Events
+	tokens   *authn.Tokens
+	settings Settings
+	log      *zap.Logger
+	m        *hubMetrics
+
+	mu         sync.RWMutex
+	conns      map[*conn]struct{}
+	byOrder    map[uuid.UUID]map[*conn]struct{}
+	byCustomer map[uuid.UUID]map[*conn]struct{}
+	all        map[*conn]struct{}
+	closing    bool
+	writers    sync.WaitGroup
+}
+
+// New returns a hub reading replays from events and checking tokens.
+func New(events Events, tokens *authn.Tokens, s Settings, reg prometheus.Registerer, log *zap.Logger) *Hub {
+	if s.SendBuffer <= 0 {
+		s.SendBuffer = 256
+	}
+	if s.PingInterval <= 0 {
+		s.PingInterval = 30 * time.Second
+	}
+	return &Hub{
+		events: events, tokens: tokens, settings: s, log: log.With(zap.String("service", "ws hub")), m: newHubMetrics(reg),
+		conns: map[*conn]struct{}{}, byOrder: map[uuid.UUID]map[*conn]struct{}{},
+		byCustomer: map[uuid.UUID]map[*conn]struct{}{}, all: map[*conn]struct{}{},
+	}
+}
+
+// Consume reads every partition of the topic (no consumer group: each hub
+// replica sees every event) from the records stamped after start, and
+// dispatches them until ctx ends.
+func (h *Hub) Consume(ctx context.Context, cl *kgo.Client) {
+	for {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			h.log.Warn("kafka fetch failed; retrying", zap.String("topic", topic), zap.Int32("partition", p), zap.Error(err))
+		})
+		var lag int64
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if n := len(p.Records); n > 0 {
+				lag += p.HighWatermark - p.Records[n-1].Offset - 1
+			}
+			for _, rec := range p.Records {
+				h.dispatchRecord(rec)
+			}
+		})
+		h.m.kafkaLag.Set(float64(lag))
+	}
+}
+
+func (h *Hub) dispatchRecord(rec *kgo.Record) {
+	var e orderstore.Event
+	if err := json.Unmarshal(rec.Value, &e); err != nil || e.OrderID == uuid.Nil || e.Seq < 1 {
+		h.log.Warn("skipping a record that is not an order event", zap.Int64("offset", rec.Offset), zap.Int32("partition", rec.Partition))
+		return
+	}
+	h.m.delay.Observe(time.Since(rec.Timestamp).Seconds())
+	// The record's value is the OrderEvent JSON clients receive, as is.
+	h.Dispatch(e, rec.Value)
+}
+
+// Dispatch hands one event, and its JSON, to every connection subscribed
+// to it.
+func (h *Hub) Dispatch(e orderstore.Event, data []byte) {
+	h.mu.RLock()
+	targets := make([]*conn, 0, len(h.all)+len(h.byOrder[e.OrderID])+len(h.byCustomer[e.CustomerID]))
+	for c := range h.all {
+		targets = append(targets, c)
+	}
+	for c := range h.byOrder[e.OrderID] {
+		targets = append(targets, c)
+	}
+	for c := range h.byCustomer[e.CustomerID] {
+		targets = append(targets, c)
+	}
+	h.mu.RUnlock()
+	// A connection in two sets is handed the event twice; its seq check
+	// sends it once.
+	for _, c := range targets {
+		c.deliver(e, data)
+	}
+}
+
+// Stats counts connections and subscriptions, for status pages and tests.
+type Stats struct {
+	Connections   int
+	OrderSubs     int
+	CustomerSubs  int
+	AllSubs       int
+	Subscriptions int
+}
+
+// Stats returns the hub's current counts.
+func (h *Hub) Stats() Stats {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	s := Stats{Connections: len(h.conns), AllSubs: len(h.all)}
+	for _, cs := range h.byOrder {
+		s.OrderSubs += len(cs)
+	}
+	for _, cs := range h.byCustomer {
+		s.CustomerSubs += len(cs)
+	}
+	s.Subscriptions = s.OrderSubs + s.CustomerSubs + s.AllSubs
+	return s
+}
+
+func (h *Hub) register(c *conn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return false
+	}
+	h.conns[c] = struct{}{}
+	h.writers.Add(1)
+	h.m.connections.Inc()
+	return true
+}
+
+func (h *Hub) unregister(c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.conns[c]; !ok {
+		return
+	}
+	delete(h.conns, c)
+	delete(h.all, c)
+	for id, cs := range h.byOrder {
+		if _, ok := cs[c]; ok {
+			delete(cs, c)
+			if len(cs) == 0 {
+				delete(h.byOrder, id)
+			}
+		}
+	}
+	if cs := h.byCustomer[c.claims.UserID]; cs != nil {
+		delete(cs, c)
+		if len(cs) == 0 {
+			delete(h.byCustomer, c.claims.UserID)
+		}
+	}
+	h.m.connections.Dec()
+}
+
+func addTo(m map[uuid.UUID]map[*conn]struct{}, id uuid.UUID, c *conn) {
+	cs := m[id]
+	if cs == nil {
+		cs = map[*conn]struct{}{}
+		m[id] = cs
+	}
+	cs[c] = struct{}{}
+}
+
+func removeFrom(m map[uuid.UUID]map[*conn]struct{}, id uuid.UUID, c *conn) {
+	if cs := m[id]; cs != nil {
+		delete(cs, c)
+		if len(cs) == 0 {
+			delete(m, id)
+		}
+	}
+}
+
+// Shutdown sends every client a going-away close frame and waits (up to
+// ctx) for their writers to finish.
+func (h *Hub) Shutdown(ctx context.Context) {
+	h.mu.Lock()
+	h.closing = true
+	conns := make([]*conn, 0, len(h.conns))
+	for c := range h.conns {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	for _, c := range conns {
+		c.close(closeGoingAway, "server shutting down; reconnect and resubscribe with after_seq")
+	}
+	done := make(chan struct{})
+	go func() { h.writers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+type hubMetrics struct {
+	connections prometheus.Gauge
+	delivered   prometheus.Counter
+	dropped     prometheus.Counter
+	delay       prometheus.Histogram
+	kafkaLag    prometheus.Gauge
+}
+
+func newHubMetrics(reg prometheus.Registerer) *hubMetrics {
+	m := &hubMetrics{
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ordersaga_ws_connections", Help: "Open websocket connections."}),
+		delivered:   prometheus.NewCounter(prometheus.CounterOpts{Name: "ordersaga_ws_events_delivered_total", Help: "Events queued to clients."}),
+		dropped:     prometheus.NewCounter(prometheus.CounterOpts{Name: "ordersaga_ws_slow_clients_dropped_total", Help: "Clients disconnected for falling behind."}),
+		delay: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ordersaga_ws_kafka_to_hub_seconds", Help: "From produce to the hub's dispatch.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		kafkaLag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ordersaga_ws_kafka_consumer_lag", Help: "Records on the topic the hub has not read yet."}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.connections, m.delivered, m.dropped, m.delay, m.kafkaLag} {
+			_ = reg.Register(c)
+		}
+	}
+	return m
+}
