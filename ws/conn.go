@@ -72,7 +72,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(`{"error":{"code":"unauthenticated","message":"connect with ?token=<login token> or an Authorization header"}}`))
 		return
 	}
-	up := websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 4096, CheckOrigin: h.checkOrigin}
+	up := websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 4096, WriteBufferPool: &h.writeBuffers, CheckOrigin: h.checkOrigin}
 	ws, err := up.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader answered the client

@@ -56,6 +56,9 @@ type Hub struct {
 	all        map[*conn]struct{}
 	closing    bool
 	writers    sync.WaitGroup
+	// writeBuffers lends write buffers to connections only while they
+	// write, so an idle connection holds none.
+	writeBuffers sync.Pool
 }
 
 // New returns a hub reading replays from events and checking tokens.
@@ -79,7 +82,7 @@ func New(events Events, tokens *authn.Tokens, s Settings, reg prometheus.Registe
 func (h *Hub) Consume(ctx context.Context, cl *kgo.Client) {
 	for {
 		fetches := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return
 		}
 		fetches.EachError(func(topic string, p int32, err error) {
