@@ -34,6 +34,7 @@ lint: fmtcheck vet
 # Benchmarks on real servers; see each benchmark's comment for what it reports.
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchtime 300x -count 3 ./workers/
+	$(GO) test -run '^$$' -bench . -benchtime 200x -count 3 ./ws/
 
 # wrk against a running `make dev` (another terminal): reads and stock adjustments.
 load:
