@@ -5,7 +5,7 @@ TEMPORAL := $(BIN)/temporal
 # Integration tests start real servers per package; two at a time fit 2 cores.
 TESTFLAGS ?= -count=1 -p 2 -timeout 14m
 
-.PHONY: dev test lint build tools fmtcheck vet bench load clean-data
+.PHONY: dev test lint build tools fmtcheck vet bench load histories clean-data
 
 build:
 	$(GO) build -o $(BIN)/ordersaga ./cmd/ordersaga
@@ -35,6 +35,11 @@ lint: fmtcheck vet
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchtime 300x -count 3 ./workers/
 	$(GO) test -run '^$$' -bench . -benchtime 200x -count 3 ./ws/
+
+# Records one history per saga path from the real workers on a Temporal dev
+# server into workflows/order/testdata/histories (commit them).
+histories: tools
+	$(GO) test -count=1 -run '^TestGoldenHistories$$' ./workers/ -update-histories
 
 # wrk against a running `make dev` (another terminal): reads and stock adjustments.
 load:

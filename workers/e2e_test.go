@@ -371,3 +371,51 @@ func TestStarterPicksUpOrphans(t *testing.T) {
 	}
 	s.checkInvariants(t)
 }
+
+// TestRepairFinishesATerminatedOrder: an operator terminates an order in
+// the middle (the wrong tool: compensation is skipped); repair gives the
+// stock back, voids the authorization and closes the order as FAILED.
+func TestRepairFinishesATerminatedOrder(t *testing.T) {
+	s := startSystem(t)
+	s.product(t, "SKU-1", 100, map[string]int{"east": 5})
+	n := newOrder(payment.TokenSlow, order.Line{SKU: "SKU-1", Name: "x", Quantity: 2, UnitPriceCents: 100})
+	s.place(t, n, true)
+	ctx := context.Background()
+	deadline := time.Now().Add(30 * time.Second)
+	for s.status(t, n.ID) != "RESERVED" && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, payment.NewSimulator(), s.client, testenv.Logger()); err == nil {
+		t.Error("repair of a running order was allowed")
+	}
+	if err := s.client.TerminateWorkflow(ctx, order.WorkflowID(n.ID.String()), "", "operator mistake"); err != nil {
+		t.Fatal(err)
+	}
+	// Let the authorization that was in flight finish at the provider.
+	time.Sleep(2500 * time.Millisecond)
+	rep, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, payment.NewSimulator(), s.client, testenv.Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Released || !rep.Voided || !rep.MarkedFailed {
+		t.Errorf("report %+v", rep)
+	}
+	if got := s.status(t, n.ID); got != "FAILED(operator_repair)" {
+		t.Errorf("order is %s", got)
+	}
+	// Running it again changes nothing.
+	if _, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, payment.NewSimulator(), s.client, testenv.Logger()); err != nil {
+		t.Errorf("second repair: %v", err)
+	}
+	var reserved int
+	_ = s.pool.QueryRow(ctx, `SELECT reserved FROM catalog.stock WHERE sku = 'SKU-1'`).Scan(&reserved)
+	if reserved != 0 {
+		t.Errorf("%d units still reserved", reserved)
+	}
+	// FAILED is allowed here: the check below is everything else.
+	var open int
+	_ = s.pool.QueryRow(ctx, `SELECT count(*) FROM payments.payments WHERE status IN ('AUTHORIZED','PENDING')`).Scan(&open)
+	if open != 0 {
+		t.Errorf("%d authorizations left open", open)
+	}
+}

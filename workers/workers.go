@@ -46,10 +46,10 @@ func Options(w config.Worker) worker.Options {
 }
 
 // NewOrder returns the order worker: the workflow and its local activity.
-func NewOrder(c client.Client, store *orderstore.Store, opts worker.Options, log *zap.Logger) worker.Worker {
+func NewOrder(c client.Client, rec orders.Recorder, opts worker.Options, log *zap.Logger) worker.Worker {
 	w := worker.New(c, order.TaskQueueOrders, opts)
 	w.RegisterWorkflowWithOptions(saga.OrderWorkflow, workflow.RegisterOptions{Name: order.WorkflowName})
-	acts := orders.New(store, log)
+	acts := orders.New(rec, log)
 	w.RegisterActivityWithOptions(acts.RecordStatus, activity.RegisterOptions{Name: order.ActivityRecordStatus})
 	return w
 }

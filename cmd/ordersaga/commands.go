@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ordersaga/ordersaga/activities/payment"
 	"github.com/ordersaga/ordersaga/gateway"
 	"github.com/ordersaga/ordersaga/internal/accounts"
 	"github.com/ordersaga/ordersaga/internal/config"
@@ -18,9 +21,12 @@ import (
 	"github.com/ordersaga/ordersaga/internal/logging"
 	"github.com/ordersaga/ordersaga/internal/metrics"
 	"github.com/ordersaga/ordersaga/internal/migrate"
+	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/postgres"
+	"github.com/ordersaga/ordersaga/internal/replay"
 	"github.com/ordersaga/ordersaga/internal/temporalsetup"
 	"github.com/ordersaga/ordersaga/workers"
+	"github.com/ordersaga/ordersaga/workflows/order/saga"
 	"github.com/ordersaga/ordersaga/ws"
 )
 
@@ -115,4 +121,92 @@ func runWorker(ctx context.Context, cfg config.Config, log *zap.Logger, which st
 	g.Go(func() error { return metrics.Serve(gctx, cfg.MetricsAddr, reg, log, nil) })
 	g.Go(func() error { return workers.Run(gctx, cfg, log, reg, which) })
 	return g.Wait()
+}
+
+// runReplay replays histories against the current OrderWorkflow and fails
+// naming each workflow that no longer replays.
+func runReplay(ctx context.Context, cfg config.Config, log *zap.Logger, query string, limit int, paths []string) error {
+	var histories []replay.History
+	if query != "" {
+		if err := cfg.Require("TEMPORAL_ADDRESS"); err != nil {
+			return err
+		}
+		c, err := client.DialContext(ctx, client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace, Logger: logging.Temporal(log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)))})
+		if err != nil {
+			return fmt.Errorf("dial temporal: %w", err)
+		}
+		defer c.Close()
+		if histories, err = replay.Fetch(ctx, c, query, limit); err != nil {
+			return err
+		}
+		if len(histories) == 0 {
+			return fmt.Errorf("no workflow matches %q", query)
+		}
+	} else {
+		files, err := replay.Files(paths)
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			h, err := replay.Load(f)
+			if err != nil {
+				return err
+			}
+			histories = append(histories, h)
+		}
+	}
+	// The replayer logs each replayed command at info; only problems matter here.
+	quiet := logging.Temporal(log.WithOptions(zap.IncreaseLevel(zap.ErrorLevel)))
+	return replay.New(saga.OrderWorkflow, quiet).Report(histories, os.Stdout)
+}
+
+func runRepair(ctx context.Context, cfg config.Config, log *zap.Logger, raw string) error {
+	id, err := uuid.Parse(raw)
+	if err != nil {
+		return usageError{"repair needs an order id (a UUID)"}
+	}
+	if err := cfg.Require("ORDERS_DATABASE_URL", "CATALOG_DATABASE_URL", "PAYMENTS_DATABASE_URL", "TEMPORAL_ADDRESS"); err != nil {
+		return err
+	}
+	pools := map[string]*pgxpool.Pool{}
+	defer func() {
+		for _, p := range pools {
+			p.Close()
+		}
+	}()
+	open := func(dsn string) (*pgxpool.Pool, error) {
+		if p, ok := pools[dsn]; ok {
+			return p, nil
+		}
+		p, err := postgres.Open(ctx, dsn, 2)
+		pools[dsn] = p
+		return p, err
+	}
+	ordersDB, err := open(cfg.OrdersDatabaseURL)
+	if err != nil {
+		return err
+	}
+	catalogDB, err := open(cfg.CatalogDatabaseURL)
+	if err != nil {
+		return err
+	}
+	paymentsDB, err := open(cfg.PaymentsDatabaseURL)
+	if err != nil {
+		return err
+	}
+	c, err := client.DialContext(ctx, client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace, Logger: logging.Temporal(log)})
+	if err != nil {
+		return fmt.Errorf("dial temporal: %w", err)
+	}
+	defer c.Close()
+	rep, err := workers.Repair(ctx, id, orderstore.New(ordersDB), catalogDB, paymentsDB, payment.NewSimulator(), c, log)
+	if err != nil {
+		return fmt.Errorf("repair %s: %w", id, err)
+	}
+	fmt.Printf("order %s (was %s, workflow %s): stock released, authorization voided", id, rep.Status, rep.Workflow)
+	if rep.MarkedFailed {
+		fmt.Print(", recorded FAILED(operator_repair)")
+	}
+	fmt.Println()
+	return nil
 }

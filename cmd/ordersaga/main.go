@@ -29,6 +29,11 @@ commands:
   admin create --email E --password P
                             create an admin account
   temporal setup            register the namespace and search attributes on TEMPORAL_ADDRESS
+  replay [--query Q] [--limit N] [FILE|DIR ...]
+                            replay workflow histories (files, folders of *.json, or the
+                            workflows a visibility query finds on TEMPORAL_ADDRESS)
+                            against the current OrderWorkflow
+  repair ORDER_ID           finish the compensation of a FAILED or terminated order
 
 Configuration is read from the environment; see README.md.
 `
@@ -99,6 +104,22 @@ func run(ctx context.Context, cmd string, args []string) error {
 			return usageError{"temporal needs the subcommand setup"}
 		}
 		return runTemporalSetup(ctx, cfg, log)
+	case "replay":
+		fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+		query := fs.String("query", "", `visibility query, e.g. 'OrderStatus="FAILED"'; fetches histories from TEMPORAL_ADDRESS`)
+		limit := fs.Int("limit", 1000, "most histories to fetch with --query")
+		if err := fs.Parse(args); err != nil {
+			return usageError{err.Error()}
+		}
+		if (*query == "") == (fs.NArg() == 0) {
+			return usageError{"replay needs history files or folders, or --query"}
+		}
+		return runReplay(ctx, cfg, log, *query, *limit, fs.Args())
+	case "repair":
+		if len(args) != 1 {
+			return usageError{"repair needs one order id"}
+		}
+		return runRepair(ctx, cfg, log, args[0])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return nil

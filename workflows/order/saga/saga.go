@@ -55,6 +55,10 @@ type saga struct {
 	compensating    bool
 	cancelSteps     workflow.CancelFunc
 	undos           []undo
+
+	// beforeReserve, when set, runs first: the versioning tests use it to
+	// change the command sequence the way a new release would.
+	beforeReserve func(ctx workflow.Context) error
 }
 
 func newSaga(ctx workflow.Context, in order.Input) (*saga, error) {
@@ -86,6 +90,11 @@ func (s *saga) run(ctx workflow.Context) (order.Result, error) {
 	stepCtx, cancelSteps := workflow.WithCancel(ctx)
 	s.cancelSteps = cancelSteps
 	defer cancelSteps()
+	if s.beforeReserve != nil {
+		if err := s.beforeReserve(ctx); err != nil {
+			return order.Result{}, err
+		}
+	}
 
 	// Reserve the stock.
 	stock := order.StockRequest{OrderID: s.in.OrderID, Lines: stockLines(s.in.Lines)}
