@@ -7,6 +7,7 @@ package saga
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/api/enums/v1"
@@ -324,8 +325,27 @@ func (s *saga) transition(ctx workflow.Context, status order.Status, reason orde
 	if err := workflow.UpsertTypedSearchAttributes(ctx, order.SearchStatus.ValueSet(string(status))); err != nil {
 		return fmt.Errorf("upsert search attributes: %w", err)
 	}
+	// Shown live in the UI's "Current Details"; served by query, it adds
+	// no command to the history.
+	workflow.SetCurrentDetails(ctx, s.details())
 	s.log.Info("order status changed", "status", string(status), "reason", string(reason), "seq", rec.Seq)
 	return nil
+}
+
+// details describes the order's state for operators (markdown).
+func (s *saga) details() string {
+	d := fmt.Sprintf("**%s**", s.view.Status)
+	if s.view.Reason != "" {
+		d += fmt.Sprintf(" (%s)", s.view.Reason)
+	}
+	d += fmt.Sprintf(", seq %d", s.view.Seq)
+	if s.view.CaptureIssued {
+		d += ", capture issued"
+	}
+	if len(s.view.Compensations) > 0 {
+		d += "\n\nUndone: " + strings.Join(s.view.Compensations, ", ")
+	}
+	return d
 }
 
 // finish records the terminal status and waits for running update
