@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,26 +16,17 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 
-	"github.com/ordersaga/ordersaga/activities/payment"
-	"github.com/ordersaga/ordersaga/gateway"
-	"github.com/ordersaga/ordersaga/internal/accounts"
-	"github.com/ordersaga/ordersaga/internal/authn"
-	"github.com/ordersaga/ordersaga/internal/catalog"
-	"github.com/ordersaga/ordersaga/internal/logging"
-	"github.com/ordersaga/ordersaga/internal/metrics"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
+	"github.com/ordersaga/ordersaga/internal/systemtest"
 	"github.com/ordersaga/ordersaga/internal/testenv"
-	"github.com/ordersaga/ordersaga/workers"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-const secret = "test-secret-test-secret-test-secret!"
+const secret = systemtest.Secret
 
-// stack is the gateway on httptest, over a fresh database, a fresh Temporal
-// namespace and the three real workers.
+// stack is a client of the gateway of a whole running system.
 type stack struct {
 	t        testing.TB
 	url      string
@@ -46,7 +36,6 @@ type stack struct {
 	store    *orderstore.Store
 	admin    string
 	users    *atomic.Int64
-	tokens   *authn.Tokens
 }
 
 type options struct {
@@ -57,48 +46,10 @@ type options struct {
 
 func newStack(t testing.TB, opt options) *stack {
 	t.Helper()
-	if opt.temporalAddr == "" {
-		opt.temporalAddr, opt.namespace = testenv.NewNamespace(t)
-	}
-	pool := testenv.NewPool(t)
-	log := testenv.Logger()
-	tc, err := client.NewLazyClient(client.Options{HostPort: opt.temporalAddr, Namespace: opt.namespace, Logger: logging.Temporal(log)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tc.Close)
-	store := orderstore.New(pool)
-	if !opt.noWorkers {
-		wc := testenv.TemporalClient(t, opt.temporalAddr, opt.namespace)
-		sim := payment.NewSimulator()
-		sim.SlowDelay = 3 * time.Second
-		wopts := worker.Options{WorkerStopTimeout: 2 * time.Second}
-		for _, w := range []worker.Worker{
-			workers.NewOrder(wc, store, wopts, log),
-			workers.NewProduct(wc, pool, wopts, log),
-			workers.NewPayment(wc, pool, sim, wopts, log),
-		} {
-			if err := w.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(w.Stop)
-		}
-	}
-	tokens := authn.New(secret, time.Hour, time.Now)
-	srv := gateway.New(gateway.Deps{
-		Accounts: accounts.NewStore(pool), Catalog: catalog.New(pool), Orders: store, Temporal: tc,
-		Tokens: tokens, Log: log, Registry: metrics.NewRegistry(), Now: time.Now,
-	}, gateway.Settings{StepTimeout: time.Minute, CursorKey: []byte(secret), WSURL: "ws://127.0.0.1:1/ws",
-		TemporalUIURL: "http://127.0.0.1:8233", Namespace: opt.namespace, StartTimeout: opt.startTimeout})
-	engine := srv.Handler()
-	ts := httptest.NewServer(engine)
-	t.Cleanup(ts.Close)
-	s := &stack{t: t, url: ts.URL, pool: pool, temporal: tc, engine: engine, store: store, tokens: tokens, users: new(atomic.Int64)}
-	if _, err := accounts.NewStore(pool).Create(context.Background(), "root@example.com", "Root", "admin-password", accounts.RoleAdmin); err != nil {
-		t.Fatal(err)
-	}
-	s.admin = s.login("root@example.com", "admin-password")
-	return s
+	sys := systemtest.Start(t, systemtest.Options{NoWorkers: opt.noWorkers, TemporalAddress: opt.temporalAddr,
+		Namespace: opt.namespace, StartTimeout: opt.startTimeout})
+	return &stack{t: t, url: sys.GatewayURL, pool: sys.Pool, temporal: sys.Temporal, engine: sys.Gateway,
+		store: sys.Store, admin: sys.AdminToken, users: new(atomic.Int64)}
 }
 
 // response is what a client sees.

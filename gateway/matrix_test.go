@@ -119,7 +119,7 @@ func TestOperationsEndpoints(t *testing.T) {
 		for _, c := range status.Components {
 			up[c.Name] = c.Up
 		}
-		if up["gateway"] && up["order worker"] && up["product worker"] && up["payment worker"] && !up["ws hub"] && status.Outbox != nil {
+		if up["gateway"] && up["order worker"] && up["product worker"] && up["payment worker"] && up["ws hub"] && status.Outbox != nil {
 			break
 		}
 		if time.Now().After(deadline) {

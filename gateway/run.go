@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
@@ -30,32 +29,17 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometheu
 		return err
 	}
 	log = log.With(zap.String("service", "gateway"))
-	pools := map[string]*pgxpool.Pool{}
-	defer func() {
-		for _, p := range pools {
-			p.Close()
-		}
-	}()
-	open := func(dsn string) (*pgxpool.Pool, error) {
-		if p, ok := pools[dsn]; ok {
-			return p, nil
-		}
-		p, err := postgres.Open(ctx, dsn, cfg.DatabaseMaxConns)
-		if err != nil {
-			return nil, err
-		}
-		pools[dsn] = p
-		return p, nil
-	}
-	authDB, err := open(cfg.AuthDatabaseURL)
+	pools := postgres.NewPools(cfg.DatabaseMaxConns)
+	defer pools.Close()
+	authDB, err := pools.Open(ctx, cfg.AuthDatabaseURL)
 	if err != nil {
 		return err
 	}
-	catalogDB, err := open(cfg.CatalogDatabaseURL)
+	catalogDB, err := pools.Open(ctx, cfg.CatalogDatabaseURL)
 	if err != nil {
 		return err
 	}
-	ordersDB, err := open(cfg.OrdersDatabaseURL)
+	ordersDB, err := pools.Open(ctx, cfg.OrdersDatabaseURL)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"os"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
@@ -168,29 +167,17 @@ func runRepair(ctx context.Context, cfg config.Config, log *zap.Logger, raw stri
 	if err := cfg.Require("ORDERS_DATABASE_URL", "CATALOG_DATABASE_URL", "PAYMENTS_DATABASE_URL", "TEMPORAL_ADDRESS"); err != nil {
 		return err
 	}
-	pools := map[string]*pgxpool.Pool{}
-	defer func() {
-		for _, p := range pools {
-			p.Close()
-		}
-	}()
-	open := func(dsn string) (*pgxpool.Pool, error) {
-		if p, ok := pools[dsn]; ok {
-			return p, nil
-		}
-		p, err := postgres.Open(ctx, dsn, 2)
-		pools[dsn] = p
-		return p, err
-	}
-	ordersDB, err := open(cfg.OrdersDatabaseURL)
+	pools := postgres.NewPools(2)
+	defer pools.Close()
+	ordersDB, err := pools.Open(ctx, cfg.OrdersDatabaseURL)
 	if err != nil {
 		return err
 	}
-	catalogDB, err := open(cfg.CatalogDatabaseURL)
+	catalogDB, err := pools.Open(ctx, cfg.CatalogDatabaseURL)
 	if err != nil {
 		return err
 	}
-	paymentsDB, err := open(cfg.PaymentsDatabaseURL)
+	paymentsDB, err := pools.Open(ctx, cfg.PaymentsDatabaseURL)
 	if err != nil {
 		return err
 	}

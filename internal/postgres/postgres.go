@@ -52,3 +52,35 @@ func WaitReady(ctx context.Context, pool *pgxpool.Pool) error {
 		delay = min(delay*2, time.Second)
 	}
 }
+
+// Pools opens one pool per distinct DSN, so that services whose schemas
+// share a database share its connections.
+type Pools struct {
+	maxConns int32
+	pools    map[string]*pgxpool.Pool
+}
+
+// NewPools returns an empty set of pools of at most maxConns connections each.
+func NewPools(maxConns int32) *Pools {
+	return &Pools{maxConns: maxConns, pools: map[string]*pgxpool.Pool{}}
+}
+
+// Open returns the pool on dsn, opening it (and waiting for the server) the first time.
+func (p *Pools) Open(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
+	if pool, ok := p.pools[dsn]; ok {
+		return pool, nil
+	}
+	pool, err := Open(ctx, dsn, p.maxConns)
+	if err != nil {
+		return nil, err
+	}
+	p.pools[dsn] = pool
+	return pool, nil
+}
+
+// Close closes every pool.
+func (p *Pools) Close() {
+	for _, pool := range p.pools {
+		pool.Close()
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +50,8 @@ type System struct {
 	Brokers    []string
 	Topic      string
 	GatewayURL string
+	// Gateway is the gateway's router, for tests that add a route.
+	Gateway    *gin.Engine
 	HubURL     string
 	Hub        *ws.Hub
 	Tokens     *authn.Tokens
@@ -62,12 +65,22 @@ type Options struct {
 	SendBuffer int
 	// SlowDelay is how long tok_slow authorizes (default 3 s).
 	SlowDelay time.Duration
+	// NoWorkers leaves the workers out, for tests of the gateway alone.
+	NoWorkers bool
+	// TemporalAddress and Namespace name a Temporal server of the test's
+	// own (default: a fresh namespace on the harness's server).
+	TemporalAddress, Namespace string
+	// StartTimeout bounds the gateway's workflow start (default 3 s).
+	StartTimeout time.Duration
 }
 
 // Start runs a whole system for t and stops it when t ends.
 func Start(t testing.TB, opt Options) *System {
 	t.Helper()
-	addr, ns := testenv.NewNamespace(t)
+	addr, ns := opt.TemporalAddress, opt.Namespace
+	if addr == "" {
+		addr, ns = testenv.NewNamespace(t)
+	}
 	pool := testenv.NewPool(t)
 	brokers := testenv.KafkaBrokers(t)
 	topic := "order-events-" + uuid.NewString()[:8]
@@ -87,6 +100,9 @@ func Start(t testing.TB, opt Options) *System {
 		workers.NewProduct(wc, pool, wopts, log),
 		workers.NewPayment(wc, pool, sim, wopts, log),
 	} {
+		if opt.NoWorkers {
+			break
+		}
 		if err := w.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -125,8 +141,10 @@ func Start(t testing.TB, opt Options) *System {
 	gw := gateway.New(gateway.Deps{
 		Accounts: accounts.NewStore(pool), Catalog: catalog.New(pool), Orders: store, Temporal: tc,
 		Tokens: tokens, Log: log, Registry: prometheus.NewRegistry(), Now: time.Now,
-	}, gateway.Settings{StepTimeout: time.Minute, CursorKey: []byte(Secret), WSURL: s.HubURL, Namespace: ns})
-	gwServer := httptest.NewServer(gw.Handler())
+	}, gateway.Settings{StepTimeout: time.Minute, CursorKey: []byte(Secret), WSURL: s.HubURL, Namespace: ns,
+		TemporalUIURL: "http://" + addr, StartTimeout: opt.StartTimeout})
+	s.Gateway = gw.Handler()
+	gwServer := httptest.NewServer(s.Gateway)
 	s.GatewayURL = gwServer.URL
 
 	t.Cleanup(func() {
