@@ -94,6 +94,7 @@ func (s *Server) Handler() *gin.Engine {
 	r.Use(s.requestID, s.recovery, s.observe, s.limitBody)
 	r.NoRoute(func(c *gin.Context) { s.fail(c, notFound("no such endpoint")) })
 
+	r.GET("/", s.shop)
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(metricsHandler(s.reg)))

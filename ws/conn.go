@@ -3,6 +3,7 @@ package ws
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -97,8 +98,10 @@ func (h *Hub) checkOrigin(r *http.Request) bool {
 		return true
 	}
 	if len(h.settings.AllowedOrigins) == 0 {
+		// Same host name, any port: the shop page is served by the gateway,
+		// which usually listens on another port of the same host.
 		u, err := url.Parse(origin)
-		return err == nil && strings.EqualFold(u.Host, r.Host)
+		return err == nil && strings.EqualFold(u.Hostname(), hostname(r.Host))
 	}
 	for _, o := range h.settings.AllowedOrigins {
 		if o == "*" || strings.EqualFold(o, origin) {
@@ -324,4 +327,11 @@ func (c *conn) writer() {
 			return
 		}
 	}
+}
+
+func hostname(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return hostport
 }

@@ -88,7 +88,7 @@ func services(cfg config.Config, log *zap.Logger, reg *prometheus.Registry) []de
 		Run: func(ctx context.Context) error {
 			return gateway.Run(ctx, cfg, log, reg, nil)
 		},
-		Links: [][2]string{{"REST API", "http://" + cfg.GatewayAddr + "/api/v1"}},
+		Links: [][2]string{{"Shop page", "http://" + cfg.GatewayAddr + "/"}, {"REST API", "http://" + cfg.GatewayAddr + "/api/v1"}},
 	}, {
 		Name: "ws hub",
 		Run: func(ctx context.Context) error {
