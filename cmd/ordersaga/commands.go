@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,7 @@ import (
 	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/postgres"
 	"github.com/ordersaga/ordersaga/internal/replay"
+	"github.com/ordersaga/ordersaga/internal/temporalclient"
 	"github.com/ordersaga/ordersaga/internal/temporalsetup"
 	"github.com/ordersaga/ordersaga/workers"
 	"github.com/ordersaga/ordersaga/workflows/order/saga"
@@ -66,9 +68,12 @@ func runTemporalSetup(ctx context.Context, cfg config.Config, log *zap.Logger) e
 	if err := cfg.Require("TEMPORAL_ADDRESS"); err != nil {
 		return err
 	}
-	c, err := client.DialContext(ctx, client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace, Logger: logging.Temporal(log)})
+	// A server that is still starting (as in docker compose) is waited for.
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	c, err := temporalclient.Dial(dctx, cfg.TemporalAddress, cfg.TemporalNamespace, log)
 	if err != nil {
-		return fmt.Errorf("dial temporal: %w", err)
+		return err
 	}
 	defer c.Close()
 	if err := temporalsetup.EnsureNamespace(ctx, c, cfg.TemporalNamespace); err != nil {
