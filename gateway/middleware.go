@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"errors"
 	"net/http"
 	"regexp"
 	"runtime/debug"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/ordersaga/ordersaga/internal/apperr"
 	"github.com/ordersaga/ordersaga/internal/authn"
+	"github.com/ordersaga/ordersaga/internal/metrics"
 )
 
 const (
@@ -120,13 +120,8 @@ func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
 		Help:    "Gateway request latency by route and status.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	}, []string{"method", "route", "status"})}
-	if reg != nil {
-		if err := reg.Register(m.duration); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				m.duration = are.ExistingCollector.(*prometheus.HistogramVec)
-			}
-		}
+	if reg != nil { // a nil *Registry would be a non-nil Registerer
+		metrics.Register(reg, m.duration)
 	}
 	return m
 }
@@ -150,5 +145,5 @@ func metricsHandler(reg *prometheus.Registry) http.Handler {
 	if reg == nil {
 		return promhttp.Handler()
 	}
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	return metrics.Handler(reg)
 }

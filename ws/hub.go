@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ordersaga/ordersaga/internal/authn"
+	"github.com/ordersaga/ordersaga/internal/metrics"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
 )
 
@@ -251,10 +252,6 @@ func newHubMetrics(reg prometheus.Registerer) *hubMetrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 		kafkaLag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ordersaga_ws_kafka_consumer_lag", Help: "Records on the topic the hub has not read yet."}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.connections, m.delivered, m.dropped, m.delay, m.kafkaLag} {
-			_ = reg.Register(c)
-		}
-	}
+	metrics.Register(reg, m.connections, m.delivered, m.dropped, m.delay, m.kafkaLag)
 	return m
 }

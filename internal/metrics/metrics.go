@@ -53,3 +53,20 @@ func Serve(ctx context.Context, addr string, reg *prometheus.Registry, log *zap.
 	}
 	return nil
 }
+
+// Register adds collectors to reg (nil means none). A collector that is
+// registered already (a second instance in one process, as in tests)
+// keeps the first; any other error is a programming error and panics.
+func Register(reg prometheus.Registerer, cs ...prometheus.Collector) {
+	if reg == nil {
+		return
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				panic(err)
+			}
+		}
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ordersaga/ordersaga/internal/kafkaclient"
+	"github.com/ordersaga/ordersaga/internal/metrics"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
 )
 
@@ -247,11 +248,7 @@ func newRelayMetrics(reg prometheus.Registerer) *relayMetrics {
 		lagAge:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "ordersaga_outbox_oldest_unpublished_age_seconds", Help: "Age of the oldest committed event not yet on Kafka."}),
 		active:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "ordersaga_outbox_relay_active", Help: "1 while this process is the active relay."}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.published, m.lagCount, m.lagAge, m.active} {
-			_ = reg.Register(c)
-		}
-	}
+	metrics.Register(reg, m.published, m.lagCount, m.lagAge, m.active)
 	return m
 }
 
