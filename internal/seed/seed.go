@@ -12,8 +12,8 @@ import (
 var Warehouses = []string{"east", "west"}
 
 type product struct {
-	sku, name, brand, description string
-	priceCents                    int64
+	name, description string
+	priceCents        int64
 }
 
 var brands = []struct {
