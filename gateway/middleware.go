@@ -41,7 +41,11 @@ func (s *Server) requestID(c *gin.Context) {
 func requestIDOf(c *gin.Context) string { return c.GetString(keyRequestID) }
 
 func requestFields(c *gin.Context) []zap.Field {
-	return []zap.Field{zap.String("request_id", requestIDOf(c)), zap.String("method", c.Request.Method), zap.String("route", c.FullPath())}
+	f := []zap.Field{zap.String("request_id", requestIDOf(c)), zap.String("method", c.Request.Method), zap.String("route", c.FullPath())}
+	if id := c.Param("id"); id != "" { // the order routes
+		f = append(f, zap.String("order_id", id))
+	}
+	return f
 }
 
 // recovery turns a panic into a 500 with the request id and a log line;

@@ -30,5 +30,5 @@ func New(level zapcore.Level, console bool) (*zap.Logger, error) {
 // Temporal adapts l to the SDK's logger interface. The SDK's own key-value
 // pairs become zap fields.
 func Temporal(l *zap.Logger) log.Logger {
-	return log.NewStructuredLogger(slog.New(zapslog.NewHandler(l.Core(), zapslog.WithCaller(false))))
+	return log.NewStructuredLogger(slog.New(orderIDHandler{Handler: zapslog.NewHandler(l.Core(), zapslog.WithCaller(false))}))
 }

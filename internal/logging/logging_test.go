@@ -3,6 +3,8 @@ package logging
 import (
 	"testing"
 
+	"go.temporal.io/sdk/log"
+
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -29,5 +31,25 @@ func TestNewHonoursLevel(t *testing.T) {
 	}
 	if l.Core().Enabled(zapcore.InfoLevel) || !l.Core().Enabled(zapcore.WarnLevel) {
 		t.Error("level not applied")
+	}
+}
+
+func TestSDKLinesAboutAnOrderCarryOrderID(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	tl := Temporal(zap.New(core))
+	tl.Warn("Activity error.", "WorkflowID", "order-7f1c", "ActivityType", "ReserveStock")
+	tl.Info("unrelated", "WorkflowID", "smoke-1")
+	// A logger scoped to the workflow (as the SDK builds it) tags every line.
+	scoped := log.With(tl, "WorkflowID", "order-abcd")
+	scoped.Info("task done")
+	// A line that names order_id itself keeps its own.
+	tl.Info("own", "order_id", "x", "WorkflowID", "order-y")
+
+	entries := logs.All()
+	want := []any{"7f1c", nil, "abcd", "x"}
+	for i, e := range entries {
+		if got := e.ContextMap()["order_id"]; got != want[i] {
+			t.Errorf("%q: order_id = %v, want %v", e.Message, got, want[i])
+		}
 	}
 }
