@@ -10,6 +10,14 @@ import (
 	"github.com/ordersaga/ordersaga/internal/apperr"
 )
 
+// CursorKey derives the cursor-signing key from the service secret, so one
+// secret never signs two kinds of thing with the same key.
+func CursorKey(secret string) []byte {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte("ordersaga pagination cursors v1"))
+	return m.Sum(nil)
+}
+
 // cursors seals page positions into opaque strings, so that a client can
 // only hand back a cursor the server issued.
 type cursors struct {

@@ -53,6 +53,33 @@ type conn struct {
 	// replaying holds live events of an order whose replay is running.
 	replaying map[uuid.UUID][]pending
 	orders    map[uuid.UUID]bool
+	// finished remembers the final seq of recently finished orders that
+	// this connection follows only through a scope, so that last holds
+	// open orders only and a long-lived "all" connection stays small.
+	finished finishedRing
+}
+
+// finishedRing is a bounded memory of finished orders' final seqs: enough to
+// drop the late duplicates an at-least-once relay may send after the end.
+type finishedRing struct {
+	seq  map[uuid.UUID]int
+	ring []uuid.UUID
+	next int
+}
+
+const finishedMemory = 4096
+
+func (f *finishedRing) add(id uuid.UUID, seq int) {
+	if f.seq == nil {
+		f.seq = make(map[uuid.UUID]int, finishedMemory)
+		f.ring = make([]uuid.UUID, finishedMemory)
+	}
+	if old := f.ring[f.next]; old != uuid.Nil {
+		delete(f.seq, old)
+	}
+	f.ring[f.next] = id
+	f.seq[id] = seq
+	f.next = (f.next + 1) % finishedMemory
 }
 
 type pending struct {
@@ -222,6 +249,9 @@ func (c *conn) subscribeOrder(raw string, afterSeq *int) {
 	if afterSeq != nil {
 		c.replaying[id] = []pending{}
 		c.last[id] = *afterSeq
+		// The client asks for these events again: what a scope delivered
+		// before must not hide them.
+		delete(c.finished.seq, id)
 	}
 	c.mu.Unlock()
 	c.hub.mu.Lock()
@@ -263,12 +293,26 @@ func (c *conn) deliver(e orderstore.Event, data []byte) {
 
 // emitLocked queues an event unless this connection already had it.
 func (c *conn) emitLocked(e orderstore.Event, data []byte) {
-	if e.Seq <= c.last[e.OrderID] {
+	if e.Seq <= c.last[e.OrderID] || e.Seq <= c.finished.seq[e.OrderID] {
 		return
 	}
 	c.last[e.OrderID] = e.Seq
+	if terminal[e.Status] && !c.orders[e.OrderID] {
+		delete(c.last, e.OrderID)
+		c.finished.add(e.OrderID, e.Seq)
+	}
 	c.queueLocked(data)
 	c.hub.m.delivered.Inc()
+}
+
+// terminal are the statuses after which an order has no more events.
+var terminal = map[string]bool{"CONFIRMED": true, "REJECTED": true, "CANCELLED": true, "FAILED": true}
+
+// tracked is how many orders the connection remembers, for tests.
+func (c *conn) tracked() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.last) + len(c.finished.seq)
 }
 
 func (c *conn) queueLocked(data []byte) {

@@ -141,7 +141,7 @@ func Start(t testing.TB, opt Options) *System {
 	gw := gateway.New(gateway.Deps{
 		Accounts: accounts.NewStore(pool), Catalog: catalog.New(pool), Orders: store, Temporal: tc,
 		Tokens: tokens, Log: log, Registry: prometheus.NewRegistry(), Now: time.Now,
-	}, gateway.Settings{StepTimeout: time.Minute, CursorKey: []byte(Secret), WSURL: s.HubURL, Namespace: ns,
+	}, gateway.Settings{StepTimeout: time.Minute, CursorKey: gateway.CursorKey(Secret), WSURL: s.HubURL, Namespace: ns,
 		TemporalUIURL: "http://" + addr, StartTimeout: opt.StartTimeout})
 	s.Gateway = gw.Handler()
 	gwServer := httptest.NewServer(s.Gateway)

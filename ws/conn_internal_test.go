@@ -1,0 +1,87 @@
+package ws
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/ordersaga/ordersaga/internal/authn"
+	"github.com/ordersaga/ordersaga/internal/orderstore"
+	"github.com/ordersaga/ordersaga/internal/testenv"
+)
+
+// TestScopeConnectionMemoryIsBounded: a connection following "all" over
+// 20,000 orders remembers the open ones and a bounded window of finished
+// ones, and still drops a late duplicate of a recently finished order.
+func TestScopeConnectionMemoryIsBounded(t *testing.T) {
+	h := New(nil, nil, Settings{SendBuffer: 1 << 20}, nil, testenv.Logger())
+	c := &conn{hub: h, send: make(chan []byte, 1<<20), closing: make(chan struct{}),
+		last: map[uuid.UUID]int{}, replaying: map[uuid.UUID][]pending{}, orders: map[uuid.UUID]bool{}, log: testenv.Logger()}
+	event := func(id uuid.UUID, seq int, status string) {
+		e := orderstore.Complete(orderstore.Event{OrderID: id, Seq: seq, Status: status})
+		data, _ := json.Marshal(e)
+		c.deliver(e, data)
+	}
+	var lastID uuid.UUID
+	for i := 0; i < 20000; i++ {
+		id := uuid.New()
+		event(id, 1, "PENDING")
+		event(id, 2, "CONFIRMED")
+		lastID = id
+	}
+	open := uuid.New()
+	event(open, 1, "PENDING")
+	if n := c.tracked(); n > finishedMemory+1 {
+		t.Errorf("the connection remembers %d orders; want at most %d", n, finishedMemory+1)
+	}
+	before := len(c.send)
+	event(lastID, 2, "CONFIRMED") // a late duplicate from a relay that took over
+	event(open, 1, "PENDING")
+	if len(c.send) != before {
+		t.Errorf("a duplicate was delivered")
+	}
+	if len(c.send) != 40001 {
+		t.Errorf("%d events delivered, want 40001", len(c.send))
+	}
+}
+
+type fakeEvents struct{ events []orderstore.Event }
+
+func (f fakeEvents) Events(_ context.Context, _ uuid.UUID, after int) ([]orderstore.Event, error) {
+	var out []orderstore.Event
+	for _, e := range f.events {
+		if e.Seq > after {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+func (f fakeEvents) Owner(context.Context, uuid.UUID) (uuid.UUID, error) { return uuid.Nil, nil }
+func (f fakeEvents) Ping(context.Context) error                          { return nil }
+
+// TestExplicitReplayOfAFinishedOrder: an order first seen through a scope
+// and finished is replayed in full when the client subscribes to it.
+func TestExplicitReplayOfAFinishedOrder(t *testing.T) {
+	id := uuid.New()
+	var history []orderstore.Event
+	for seq, st := range []string{"PENDING", "RESERVED", "AUTHORIZED", "CONFIRMED"} {
+		history = append(history, orderstore.Complete(orderstore.Event{OrderID: id, Seq: seq + 1, Status: st}))
+	}
+	h := New(fakeEvents{history}, nil, Settings{}, nil, testenv.Logger())
+	c := &conn{hub: h, send: make(chan []byte, 64), closing: make(chan struct{}), claims: authn.Claims{Role: "admin"},
+		last: map[uuid.UUID]int{}, replaying: map[uuid.UUID][]pending{}, orders: map[uuid.UUID]bool{}, log: testenv.Logger()}
+	for _, e := range history {
+		data, _ := json.Marshal(e)
+		c.deliver(e, data)
+	}
+	for len(c.send) > 0 {
+		<-c.send
+	}
+	zero := 0
+	c.subscribeOrder(id.String(), &zero)
+	if len(c.send) != 4 {
+		t.Errorf("replay after a scope had the order: %d events, want 4", len(c.send))
+	}
+}
