@@ -45,7 +45,7 @@ func TestShopPageInABrowser(t *testing.T) {
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profileDir(t)),
 		chromedp.WindowSize(1300, 900),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -83,6 +83,10 @@ func TestShopPageInABrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("browser: %v", err)
 	}
+	// Close the browser and wait for it, before its profile is removed.
+	if err := chromedp.Cancel(ctx); err != nil {
+		t.Logf("closing the browser: %v", err)
+	}
 	if !strings.Contains(who, "Web Shopper") || badge != "CONFIRMED" || live != "live" || left != "4 left" {
 		t.Errorf("page shows who=%q badge=%q live=%q left=%q", who, badge, live, left)
 	}
@@ -95,4 +99,24 @@ func TestShopPageInABrowser(t *testing.T) {
 	if err := sys.Pool.QueryRow(context.Background(), `SELECT count(*) FROM orders.orders WHERE status = 'CONFIRMED' AND total_cents = 12900`).Scan(&n); err != nil || n != 1 {
 		t.Errorf("confirmed orders %d, %v", n, err)
 	}
+}
+
+// profileDir is the browser's profile. Chromium's helper processes may
+// still write to it for a moment after the browser exits, so its removal
+// retries instead of failing the test the way t.TempDir's would.
+func profileDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "ordersaga-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for i := 0; i < 50; i++ {
+			if os.RemoveAll(dir) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Logf("could not remove the browser profile %s", dir)
+	})
+	return dir
 }
