@@ -103,9 +103,11 @@ func TestOperationsEndpoints(t *testing.T) {
 	}
 	var status struct {
 		Components []struct {
-			Name    string `json:"name"`
-			Up      bool   `json:"up"`
-			Backlog *int64 `json:"backlog"`
+			Name        string `json:"name"`
+			Up          bool   `json:"up"`
+			Backlog     *int64 `json:"backlog"`
+			KafkaLag    *int64 `json:"kafka_consumer_lag"`
+			Connections *int64 `json:"connections"`
 		} `json:"components"`
 		Outbox *struct {
 			Unpublished int64 `json:"unpublished"`
@@ -116,10 +118,14 @@ func TestOperationsEndpoints(t *testing.T) {
 	for {
 		s.do("GET", "/api/v1/system/status", s.admin, nil).json(t, &status)
 		up := map[string]bool{}
+		hubLag := false
 		for _, c := range status.Components {
 			up[c.Name] = c.Up
+			if c.Name == "ws hub" && c.KafkaLag != nil && c.Connections != nil {
+				hubLag = true
+			}
 		}
-		if up["gateway"] && up["order worker"] && up["product worker"] && up["payment worker"] && up["ws hub"] && status.Outbox != nil {
+		if up["gateway"] && up["order worker"] && up["product worker"] && up["payment worker"] && up["ws hub"] && up["outbox relay"] && hubLag && status.Outbox != nil {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	taskqueuepb "go.temporal.io/api/taskqueue/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
+	"github.com/ordersaga/ordersaga/internal/outbox"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
@@ -22,7 +24,11 @@ type componentStatus struct {
 	LastSeen *time.Time `json:"last_seen,omitempty"`
 	// Backlog is the task queue's approximate backlog (workers only).
 	Backlog *int64 `json:"backlog,omitempty"`
-	Detail  string `json:"detail,omitempty"`
+	// KafkaConsumerLag is how many records the hub has not read (hub only).
+	KafkaConsumerLag *int64 `json:"kafka_consumer_lag,omitempty"`
+	// Connections is the hub's open websockets (hub only).
+	Connections *int64 `json:"connections,omitempty"`
+	Detail      string `json:"detail,omitempty"`
 }
 
 type outboxStatus struct {
@@ -68,7 +74,7 @@ func (s *Server) systemStatus(c *gin.Context) {
 	}()
 	wg.Wait()
 	out.Components = append(out.Components, workers...)
-	out.Components = append(out.Components, hub)
+	out.Components = append(out.Components, hub, s.relayStatus(ctx))
 
 	if n, age, err := s.orders.OutboxLag(ctx); err == nil {
 		out.Outbox = &outboxStatus{Unpublished: n, OldestAgeSeconds: age.Seconds()}
@@ -102,7 +108,26 @@ func (s *Server) workerStatus(ctx context.Context, name, queue string, typ enums
 	return st
 }
 
-// hubStatus probes the websocket hub's /healthz.
+// relayStatus: the relay is up while a session holds its advisory lock.
+func (s *Server) relayStatus(ctx context.Context) componentStatus {
+	st := componentStatus{Name: "outbox relay"}
+	active, last, err := s.orders.RelayStatus(ctx, outbox.LockKey)
+	if err != nil {
+		st.Detail = "orders database unavailable"
+		return st
+	}
+	st.Up = active
+	if last != nil {
+		t := last.UTC()
+		st.LastSeen = &t
+	}
+	if !active {
+		st.Detail = "no relay holds the lock: events wait in the outbox"
+	}
+	return st
+}
+
+// hubStatus reads the websocket hub's /status.
 func (s *Server) hubStatus(ctx context.Context, now time.Time) componentStatus {
 	st := componentStatus{Name: "ws hub"}
 	if s.settings.WSURL == "" {
@@ -110,7 +135,7 @@ func (s *Server) hubStatus(ctx context.Context, now time.Time) componentStatus {
 		return st
 	}
 	u := strings.Replace(strings.Replace(s.settings.WSURL, "wss://", "https://", 1), "ws://", "http://", 1)
-	u = strings.TrimSuffix(u, "/ws") + "/healthz"
+	u = strings.TrimSuffix(u, "/ws") + "/status"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		st.Detail = "bad ws_url"
@@ -121,10 +146,15 @@ func (s *Server) hubStatus(ctx context.Context, now time.Time) componentStatus {
 		st.Detail = "not answering"
 		return st
 	}
-	resp.Body.Close()
-	st.Up = resp.StatusCode == http.StatusOK
+	defer resp.Body.Close()
+	var hs struct {
+		Connections      int64 `json:"connections"`
+		KafkaConsumerLag int64 `json:"kafka_consumer_lag"`
+	}
+	st.Up = resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&hs) == nil
 	if st.Up {
 		st.LastSeen = &now
+		st.Connections, st.KafkaConsumerLag = &hs.Connections, &hs.KafkaConsumerLag
 	}
 	return st
 }

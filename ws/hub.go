@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -57,6 +58,8 @@ type Hub struct {
 	all        map[*conn]struct{}
 	closing    bool
 	writers    sync.WaitGroup
+	// lag is the consumer lag seen at the last fetch, for /status.
+	lag atomic.Int64
 	// writeBuffers lends write buffers to connections only while they
 	// write, so an idle connection holds none.
 	writeBuffers sync.Pool
@@ -99,6 +102,7 @@ func (h *Hub) Consume(ctx context.Context, cl *kgo.Client) {
 			}
 		})
 		h.m.kafkaLag.Set(float64(lag))
+		h.lag.Store(lag)
 	}
 }
 
@@ -143,6 +147,9 @@ type Stats struct {
 	AllSubs       int
 	Subscriptions int
 }
+
+// KafkaLag is how many records the hub had not yet read at its last fetch.
+func (h *Hub) KafkaLag() int64 { return h.lag.Load() }
 
 // Stats returns the hub's current counts.
 func (h *Hub) Stats() Stats {

@@ -41,6 +41,11 @@ func (h *Hub) Handler(reg *prometheus.Registry, kafka *kgo.Client) http.Handler 
 	mux := http.NewServeMux()
 	mux.Handle("/ws", h)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	// /status is what the gateway's system status shows of the hub.
+	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]int64{"connections": int64(h.Stats().Connections), "kafka_consumer_lag": h.KafkaLag()})
+	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()

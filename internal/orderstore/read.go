@@ -247,3 +247,14 @@ func (s *Store) Owner(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
 	}
 	return owner, err
 }
+
+// RelayStatus says whether a session holds the relay's advisory lock
+// (lockKey), and when the relay last published.
+func (s *Store) RelayStatus(ctx context.Context, lockKey int64) (active bool, lastPublished *time.Time, err error) {
+	// A bigint advisory lock shows in pg_locks as classid (high 32 bits) and objid (low 32 bits).
+	err = s.db.QueryRow(ctx, `SELECT
+			EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+				AND classid = ($1::bigint >> 32)::oid AND objid = ($1::bigint & 4294967295)::oid AND objsubid = 1),
+			(SELECT max(published_at) FROM orders.order_events)`, lockKey).Scan(&active, &lastPublished)
+	return active, lastPublished, err
+}

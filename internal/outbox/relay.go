@@ -27,7 +27,11 @@ import (
 )
 
 // lockKey is the advisory lock that elects the active relay.
-const lockKey int64 = 0x6f75_7462_6f78 // "outbox"
+const lockKey int64 = LockKey
+
+// LockKey is the advisory lock the active relay holds; status pages look
+// for it in pg_locks.
+const LockKey int64 = 0x6f75_7462_6f78 // "outbox"
 
 // Options tune a relay.
 type Options struct {

@@ -259,6 +259,18 @@ func TestOneRelayAtATime(t *testing.T) {
 		t.Errorf("B published %v", testutil.ToFloat64(b.relay.m.published))
 	}
 	checkOrdered(t, consumeAll(t, brokers, topic, 20))
+
+	// Status pages see the active relay in pg_locks, and its absence.
+	store := orderstore.New(pool)
+	active, last, err := store.RelayStatus(context.Background(), LockKey)
+	if err != nil || !active || last == nil {
+		t.Errorf("while B is active: active=%v last=%v err=%v", active, last, err)
+	}
+	b.stop()
+	waitFor(t, "the lock to be released", 10*time.Second, func() bool {
+		active, _, err := store.RelayStatus(context.Background(), LockKey)
+		return err == nil && !active
+	})
 }
 
 func TestRelayWaitsOutAKafkaOutage(t *testing.T) {
