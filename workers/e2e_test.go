@@ -42,21 +42,27 @@ func startSystem(t testing.TB) *system {
 	sim := payment.NewSimulator()
 	sim.SlowDelay = 2 * time.Second
 	opts := worker.Options{WorkerStopTimeout: 5 * time.Second}
-	for _, w := range []worker.Worker{
+	startWorkers(t,
 		workers.NewOrder(c, store, opts, log),
 		workers.NewProduct(c, pool, opts, log),
 		workers.NewPayment(c, pool, sim, opts, log),
-	} {
-		if err := w.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(w.Stop)
-	}
+	)
 	cfg, err := config.LoadFrom(map[string]string{"ORDER_STARTER_INTERVAL": "200ms", "ORDER_STARTER_GRACE": "0s", "ORDER_STEP_TIMEOUT": "1m"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &system{pool: pool, client: c, store: store, starter: workers.NewStarter(store, c, cfg, log)}
+}
+
+// startWorkers starts ws and stops them when t ends.
+func startWorkers(t testing.TB, ws ...worker.Worker) {
+	t.Helper()
+	for _, w := range ws {
+		if err := w.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(w.Stop)
+	}
 }
 
 func (s *system) product(t testing.TB, sku string, price int64, stock map[string]int) {

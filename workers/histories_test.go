@@ -83,12 +83,7 @@ func TestGoldenHistories(t *testing.T) {
 	}
 	startOrderWorker()
 	t.Cleanup(func() { orderWorker.Stop() })
-	for _, w := range []worker.Worker{workers.NewProduct(c, pool, opts, log), workers.NewPayment(c, pool, provider, opts, log)} {
-		if err := w.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(w.Stop)
-	}
+	startWorkers(t, workers.NewProduct(c, pool, opts, log), workers.NewPayment(c, pool, provider, opts, log))
 	s := &system{pool: pool, client: c, store: store}
 	s.product(t, "WATCH-42", 12900, map[string]int{"east": 50, "west": 20})
 
