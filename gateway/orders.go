@@ -161,7 +161,7 @@ func (s *Server) createOrder(c *gin.Context) {
 func (s *Server) start(c *gin.Context, n orderstore.NewOrder, log *zap.Logger) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c), s.settings.StartTimeout)
 	defer cancel()
-	if err := order.Start(ctx, s.temporal, n.Input(s.settings.StepTimeout)); err != nil {
+	if err := order.Start(ctx, s.temporal, n.Input(s.settings.Timeouts)); err != nil {
 		log.Warn("could not start the order's workflow; the starter will", zap.Error(err))
 		return
 	}
@@ -321,7 +321,7 @@ func (s *Server) cancel(c *gin.Context, o orderstore.Order, cl authn.Claims, log
 		if gerr == nil && terminal(cur.Status) {
 			return apperr.New(apperr.Conflict, "the order is already %s", cur.Status)
 		}
-		in, ierr := s.orders.Input(ctx, o.ID, s.settings.StepTimeout)
+		in, ierr := s.orders.Input(ctx, o.ID, s.settings.Timeouts)
 		if ierr != nil {
 			return dependency(ierr, "the order store")
 		}

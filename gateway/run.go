@@ -54,7 +54,7 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometheu
 		Accounts: accounts.NewStore(authDB), Catalog: catalog.New(catalogDB), Orders: orderstore.New(ordersDB),
 		Temporal: tc, Tokens: authn.New(cfg.JWTSecret, cfg.JWTTTL, time.Now), Log: log, Registry: reg, Now: time.Now,
 	}, Settings{
-		StepTimeout: cfg.StepTimeout, CursorKey: CursorKey(cfg.JWTSecret), WSURL: cfg.WSURL(),
+		Timeouts: cfg.OrderTimeouts(), CursorKey: CursorKey(cfg.JWTSecret), WSURL: cfg.WSURL(),
 		TemporalUIURL: cfg.TemporalUIURL, Namespace: cfg.TemporalNamespace,
 	})
 	ln, err := net.Listen("tcp", cfg.GatewayAddr)

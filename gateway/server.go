@@ -17,12 +17,13 @@ import (
 	"github.com/ordersaga/ordersaga/internal/catalog"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/ratelimit"
+	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
 // Settings are the gateway's tunables.
 type Settings struct {
-	// StepTimeout is handed to each order's workflow.
-	StepTimeout time.Duration
+	// Timeouts are handed to each order's workflow.
+	Timeouts order.Timeouts
 	// StartTimeout bounds the call that starts an order's workflow; past it
 	// the order is still accepted and the starter runs it.
 	StartTimeout time.Duration

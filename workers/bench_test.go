@@ -56,7 +56,7 @@ func BenchmarkSaga(b *testing.B) {
 				order.Line{SKU: "BENCH-1", Name: "b1", Quantity: 1 + i%3, UnitPriceCents: 1000},
 				order.Line{SKU: "BENCH-2", Name: "b2", Quantity: 1, UnitPriceCents: 500})
 			s.place(b, n, false) // recorded as the gateway does; started by load
-			inputs[i] = n.Input(time.Minute)
+			inputs[i] = n.Input(order.Timeouts{Step: time.Minute})
 		}
 		load(b, s.client, func(i int) order.Input { return inputs[i] })
 		s.checkInvariants(b)

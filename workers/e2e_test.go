@@ -95,7 +95,7 @@ func (s *system) place(t testing.TB, n orderstore.NewOrder, start bool) {
 	if !start {
 		return
 	}
-	if err := order.Start(ctx, s.client, n.Input(time.Minute)); err != nil {
+	if err := order.Start(ctx, s.client, n.Input(order.Timeouts{Step: time.Minute})); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.store.MarkStarted(ctx, n.ID.String()); err != nil {

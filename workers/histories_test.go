@@ -128,7 +128,7 @@ func TestGoldenHistories(t *testing.T) {
 			if err := store.CreatePending(context.Background(), n); err != nil {
 				t.Fatal(err)
 			}
-			in := n.Input(time.Minute)
+			in := n.Input(order.Timeouts{Step: time.Minute})
 			if p.stepTimeout > 0 {
 				in.StepTimeout = p.stepTimeout
 			}

@@ -17,17 +17,17 @@ import (
 // two steps). Starting is idempotent by workflow id, so a starter racing
 // the gateway, or two starters, start each order once.
 type Starter struct {
-	store       *orderstore.Store
-	client      client.Client
-	interval    time.Duration
-	grace       time.Duration
-	stepTimeout time.Duration
-	log         *zap.Logger
+	store    *orderstore.Store
+	client   client.Client
+	interval time.Duration
+	grace    time.Duration
+	timeouts order.Timeouts
+	log      *zap.Logger
 }
 
 // NewStarter returns a starter configured by cfg.
 func NewStarter(store *orderstore.Store, c client.Client, cfg config.Config, log *zap.Logger) *Starter {
-	return &Starter{store: store, client: c, interval: cfg.StarterInterval, grace: cfg.StarterGrace, stepTimeout: cfg.StepTimeout, log: log}
+	return &Starter{store: store, client: c, interval: cfg.StarterInterval, grace: cfg.StarterGrace, timeouts: cfg.OrderTimeouts(), log: log}
 }
 
 // Run starts orphaned orders every interval until ctx ends.
@@ -50,7 +50,7 @@ func (s *Starter) Run(ctx context.Context) error {
 func (s *Starter) Once(ctx context.Context) (int, error) {
 	started := 0
 	for {
-		inputs, err := s.store.Unstarted(ctx, s.grace, 100, s.stepTimeout)
+		inputs, err := s.store.Unstarted(ctx, s.grace, 100, s.timeouts)
 		if err != nil {
 			return started, err
 		}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/caarlos0/env/v11"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
 // Config is the whole configuration of every ordersaga service. Each service
@@ -58,6 +60,10 @@ type Config struct {
 	// StepTimeout bounds each saga step (schedule to close); past it the
 	// order is compensated and REJECTED(timeout).
 	StepTimeout time.Duration `env:"ORDER_STEP_TIMEOUT" envDefault:"5m"`
+	// UndoTimeout bounds how long an undo (release stock, void payment)
+	// retries transient errors before the order ends FAILED: an outage
+	// shorter than this fails no order.
+	UndoTimeout time.Duration `env:"ORDER_UNDO_TIMEOUT" envDefault:"24h"`
 	// StarterInterval is how often the order worker looks for accepted
 	// orders whose workflow was never started.
 	StarterInterval time.Duration `env:"ORDER_STARTER_INTERVAL" envDefault:"5s"`
@@ -169,6 +175,9 @@ func (c *Config) validate() error {
 	if c.StepTimeout < time.Second {
 		bad("ORDER_STEP_TIMEOUT", "must be at least 1s")
 	}
+	if c.UndoTimeout < time.Minute {
+		bad("ORDER_UNDO_TIMEOUT", "must be at least 1m")
+	}
 	if c.StarterInterval <= 0 {
 		bad("ORDER_STARTER_INTERVAL", "must be positive")
 	}
@@ -193,6 +202,11 @@ func (c *Config) validate() error {
 }
 
 // WSURL is the websocket hub's URL for clients.
+// OrderTimeouts are the bounds handed to each order's workflow.
+func (c *Config) OrderTimeouts() order.Timeouts {
+	return order.Timeouts{Step: c.StepTimeout, Undo: c.UndoTimeout}
+}
+
 func (c *Config) WSURL() string {
 	if c.WSPublicURL != "" {
 		return c.WSPublicURL

@@ -44,10 +44,10 @@ func (n NewOrder) Total() int64 {
 }
 
 // Input is the workflow input for n.
-func (n NewOrder) Input(stepTimeout time.Duration) order.Input {
+func (n NewOrder) Input(t order.Timeouts) order.Input {
 	return order.Input{
 		OrderID: n.ID.String(), CustomerID: n.CustomerID.String(), Lines: n.Lines,
-		PaymentMethod: n.PaymentMethod, TotalCents: n.Total(), Currency: n.Currency, StepTimeout: stepTimeout,
+		PaymentMethod: n.PaymentMethod, TotalCents: n.Total(), Currency: n.Currency, StepTimeout: t.Step, UndoTimeout: t.Undo,
 	}
 }
 
@@ -120,7 +120,7 @@ func (s *Store) RecordStatus(ctx context.Context, rec order.StatusRecord) error 
 
 // Unstarted returns up to limit orders accepted more than grace ago whose
 // workflow is not known to exist, oldest first.
-func (s *Store) Unstarted(ctx context.Context, grace time.Duration, limit int, stepTimeout time.Duration) ([]order.Input, error) {
+func (s *Store) Unstarted(ctx context.Context, grace time.Duration, limit int, t order.Timeouts) ([]order.Input, error) {
 	rows, err := s.db.Query(ctx, `SELECT o.id, o.customer_id, o.payment_method, o.currency, l.sku, l.name, l.quantity, l.unit_price_cents
 		FROM (SELECT * FROM orders.orders WHERE workflow_started_at IS NULL AND created_at < now() - $1::interval
 		      ORDER BY created_at LIMIT $2) o
@@ -139,7 +139,7 @@ func (s *Store) Unstarted(ctx context.Context, grace time.Duration, limit int, s
 			return nil, err
 		}
 		if len(out) == 0 || out[len(out)-1].OrderID != id.String() {
-			out = append(out, NewOrder{ID: id, CustomerID: customer, PaymentMethod: method, Currency: currency}.Input(stepTimeout))
+			out = append(out, NewOrder{ID: id, CustomerID: customer, PaymentMethod: method, Currency: currency}.Input(t))
 		}
 		cur := &out[len(out)-1]
 		cur.Lines = append(cur.Lines, l)

@@ -217,7 +217,7 @@ func (s *Store) CreateWithKey(ctx context.Context, n NewOrder, key string, reque
 func (s *Store) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
 
 // Input rebuilds the workflow input of a recorded order.
-func (s *Store) Input(ctx context.Context, id uuid.UUID, stepTimeout time.Duration) (order.Input, error) {
+func (s *Store) Input(ctx context.Context, id uuid.UUID, t order.Timeouts) (order.Input, error) {
 	o, err := s.Get(ctx, id)
 	if err != nil {
 		return order.Input{}, err
@@ -226,7 +226,7 @@ func (s *Store) Input(ctx context.Context, id uuid.UUID, stepTimeout time.Durati
 	for _, it := range o.Items {
 		n.Lines = append(n.Lines, order.Line{SKU: it.SKU, Name: it.Name, Quantity: it.Quantity, UnitPriceCents: it.UnitPriceCents})
 	}
-	return n.Input(stepTimeout), nil
+	return n.Input(t), nil
 }
 
 // OutboxLag returns how many events wait for the relay and the age of the oldest.

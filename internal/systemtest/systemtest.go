@@ -35,6 +35,7 @@ import (
 	"github.com/ordersaga/ordersaga/internal/outbox"
 	"github.com/ordersaga/ordersaga/internal/testenv"
 	"github.com/ordersaga/ordersaga/workers"
+	"github.com/ordersaga/ordersaga/workflows/order"
 	"github.com/ordersaga/ordersaga/ws"
 )
 
@@ -141,7 +142,7 @@ func Start(t testing.TB, opt Options) *System {
 	gw := gateway.New(gateway.Deps{
 		Accounts: accounts.NewStore(pool), Catalog: catalog.New(pool), Orders: store, Temporal: tc,
 		Tokens: tokens, Log: log, Registry: prometheus.NewRegistry(), Now: time.Now,
-	}, gateway.Settings{StepTimeout: time.Minute, CursorKey: gateway.CursorKey(Secret), WSURL: s.HubURL, Namespace: ns,
+	}, gateway.Settings{Timeouts: order.Timeouts{Step: time.Minute}, CursorKey: gateway.CursorKey(Secret), WSURL: s.HubURL, Namespace: ns,
 		TemporalUIURL: "http://" + addr, StartTimeout: opt.StartTimeout})
 	s.Gateway = gw.Handler()
 	gwServer := httptest.NewServer(s.Gateway)

@@ -55,6 +55,21 @@ const (
 // DefaultStepTimeout bounds each saga step when the input does not say.
 const DefaultStepTimeout = 5 * time.Minute
 
+// DefaultUndoTimeout bounds how long an undo (release, void) retries
+// transient errors when the input does not say: long enough to outlast any
+// outage, so that only an error no retry can fix ends an order FAILED.
+const DefaultUndoTimeout = 24 * time.Hour
+
+// Timeouts are the configured bounds that every starter of an order's
+// workflow hands to it.
+type Timeouts struct {
+	// Step bounds each saga step (schedule to close); past it the order is
+	// compensated and REJECTED(timeout).
+	Step time.Duration
+	// Undo bounds the retries of each undo.
+	Undo time.Duration
+}
+
 // Search attributes that the workflow keeps current, for the Temporal UI.
 var (
 	SearchStatus     = temporal.NewSearchAttributeKeyKeyword("OrderStatus")
@@ -121,6 +136,8 @@ type Input struct {
 	Currency      string `json:"currency"`
 	// StepTimeout bounds each step (schedule to close); zero means DefaultStepTimeout.
 	StepTimeout time.Duration `json:"step_timeout,omitempty"`
+	// UndoTimeout bounds the retries of each undo; zero means DefaultUndoTimeout.
+	UndoTimeout time.Duration `json:"undo_timeout,omitempty"`
 }
 
 // Result is what OrderWorkflow returns: the terminal status.
