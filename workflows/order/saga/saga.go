@@ -18,8 +18,20 @@ import (
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
-// UndoAttempts is how often an undo is tried before the order ends FAILED.
-const UndoAttempts = 8
+// recordAttemptBudget bounds one run of the RecordStatus local activity
+// (its retries included). The SDK would otherwise take the 10 s
+// start-to-close as the whole budget, and a short database stall would end
+// the workflow. Past this budget the saga waits recordPause and runs it
+// again: a transition is recorded however long the database takes.
+const (
+	recordAttemptBudget = time.Hour
+	recordPause         = time.Minute
+)
+
+// versionRecordForever marks the change from "a transition that cannot be
+// recorded fails the workflow" to "it is retried until it is recorded". Old
+// histories that failed there replay the old way.
+const versionRecordForever = "record-until-recorded"
 
 // cancelWait is how long the cancel update waits for the compensation to
 // finish before it answers with the status at that moment.
@@ -28,10 +40,21 @@ const cancelWait = 10 * time.Second
 // OrderWorkflow runs one order from PENDING (recorded by the gateway) to a
 // terminal status: reserve stock, authorize, capture and commit; on a
 // decline, a cancellation or a timeout it undoes what was done.
+//
+// Once the input names an order, no error leaves it: every path ends in a
+// recorded terminal status, FAILED with a reason when an undo could not be
+// done. Only an input without an order id, which names nothing to record,
+// is returned as an error.
 func OrderWorkflow(ctx workflow.Context, in order.Input) (order.Result, error) {
 	s, err := newSaga(ctx, in)
 	if err != nil {
 		return order.Result{}, err
+	}
+	if in.OrderID == "" || len(in.Lines) == 0 || in.PaymentMethod == "" {
+		// A caller's defect, but the order exists: say so on every channel
+		// instead of leaving it PENDING.
+		s.log.Error("order input lacks lines or a payment method")
+		return s.finish(ctx, order.Failed, order.ReasonStepFailed)
 	}
 	return s.run(ctx)
 }
@@ -48,14 +71,19 @@ type undo struct {
 type saga struct {
 	in          order.Input
 	stepTimeout time.Duration
+	undoTimeout time.Duration
 	log         log.Logger
 
 	view            order.View
 	cancelRequested bool
 	cancelReason    order.Reason
 	compensating    bool
-	cancelSteps     workflow.CancelFunc
-	undos           []undo
+	// stepCtx is the context of the cancellable steps; cancelSteps stops
+	// them. Both exist before any handler is registered, because an update
+	// can arrive in the very first workflow task.
+	stepCtx     workflow.Context
+	cancelSteps workflow.CancelFunc
+	undos       []undo
 
 	// beforeReserve, when set, runs first: the versioning tests use it to
 	// change the command sequence the way a new release would.
@@ -63,18 +91,24 @@ type saga struct {
 }
 
 func newSaga(ctx workflow.Context, in order.Input) (*saga, error) {
-	if in.OrderID == "" || len(in.Lines) == 0 || in.PaymentMethod == "" {
-		return nil, temporal.NewNonRetryableApplicationError("order input needs an order id, lines and a payment method", order.ErrInvalidRequest, nil)
+	if in.OrderID == "" {
+		return nil, temporal.NewNonRetryableApplicationError("order input needs an order id", order.ErrInvalidRequest, nil)
 	}
 	s := &saga{
 		in:          in,
 		stepTimeout: in.StepTimeout,
+		undoTimeout: in.UndoTimeout,
 		log:         log.With(workflow.GetLogger(ctx), "order_id", in.OrderID),
 		view:        order.View{Status: order.Pending, Seq: 1},
 	}
 	if s.stepTimeout <= 0 {
 		s.stepTimeout = order.DefaultStepTimeout
 	}
+	if s.undoTimeout <= 0 {
+		s.undoTimeout = order.DefaultUndoTimeout
+	}
+	// Everything the handlers touch is ready before they are registered.
+	s.stepCtx, s.cancelSteps = workflow.WithCancel(ctx)
 	if err := workflow.SetQueryHandler(ctx, order.QueryStatus, func() (order.View, error) {
 		return s.snapshot(), nil
 	}); err != nil {
@@ -88,9 +122,8 @@ func newSaga(ctx workflow.Context, in order.Input) (*saga, error) {
 }
 
 func (s *saga) run(ctx workflow.Context) (order.Result, error) {
-	stepCtx, cancelSteps := workflow.WithCancel(ctx)
-	s.cancelSteps = cancelSteps
-	defer cancelSteps()
+	stepCtx := s.stepCtx
+	defer s.cancelSteps()
 	if s.beforeReserve != nil {
 		if err := s.beforeReserve(ctx); err != nil {
 			return order.Result{}, err
@@ -245,14 +278,17 @@ func (s *saga) compensate(ctx workflow.Context) bool {
 	ok := true
 	for i := len(s.undos) - 1; i >= 0; i-- {
 		u := s.undos[i]
+		// An undo retries transient errors for the undo bound (a day by
+		// default), so an outage delays the compensation and fails nothing;
+		// only a non-retryable error or that bound ends the order FAILED.
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			TaskQueue:           u.queue,
-			StartToCloseTimeout: 30 * time.Second,
+			TaskQueue:              u.queue,
+			ScheduleToCloseTimeout: s.undoTimeout,
+			StartToCloseTimeout:    30 * time.Second,
 			RetryPolicy: &temporal.RetryPolicy{
 				InitialInterval:    time.Second,
 				BackoffCoefficient: 2,
-				MaximumInterval:    30 * time.Second,
-				MaximumAttempts:    UndoAttempts,
+				MaximumInterval:    time.Minute,
 			},
 			Summary: u.name,
 		})
@@ -314,16 +350,29 @@ func (s *saga) transition(ctx workflow.Context, status order.Status, reason orde
 	// Disconnected: a recorded transition must not be cut short by a cancellation.
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	lctx := workflow.WithLocalActivityOptions(dctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: 10 * time.Second,
-		// Until the database answers: a transition is never dropped.
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second},
+		ScheduleToCloseTimeout: recordAttemptBudget,
+		StartToCloseTimeout:    10 * time.Second,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second},
 	})
-	if err := workflow.ExecuteLocalActivity(lctx, order.ActivityRecordStatus, rec).Get(lctx, nil); err != nil {
-		return fmt.Errorf("record %s: %w", status, err)
+	for {
+		err := workflow.ExecuteLocalActivity(lctx, order.ActivityRecordStatus, rec).Get(lctx, nil)
+		if err == nil {
+			break
+		}
+		// Asked only on this path, so histories that never got here are unchanged.
+		if workflow.GetVersion(dctx, versionRecordForever, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			return fmt.Errorf("record %s: %w", status, err)
+		}
+		// Until the database answers: a transition is never dropped, and
+		// the workflow never fails for want of a database.
+		s.log.Error("could not record the transition; will retry", "status", string(status), "seq", rec.Seq, "error", err)
+		_ = workflow.Sleep(dctx, recordPause)
 	}
 	s.view.Seq, s.view.Status, s.view.Reason = rec.Seq, status, reason
 	if err := workflow.UpsertTypedSearchAttributes(ctx, order.SearchStatus.ValueSet(string(status))); err != nil {
-		return fmt.Errorf("upsert search attributes: %w", err)
+		// Only an unregistered attribute fails here; the order's own
+		// record is written, so the order goes on.
+		s.log.Error("could not update the search attributes", "status", string(status), "error", err)
 	}
 	// Shown live in the UI's "Current Details"; served by query, it adds
 	// no command to the history.
@@ -354,9 +403,10 @@ func (s *saga) finish(ctx workflow.Context, status order.Status, reason order.Re
 	if err := s.transition(ctx, status, reason); err != nil {
 		return order.Result{}, err
 	}
-	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
-		return order.Result{}, err
-	}
+	// The order is recorded as finished; a cancellation of the workflow
+	// while waiting must not turn that into a failure.
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
 	return order.Result{OrderID: s.in.OrderID, Status: status, Reason: reason, Seq: s.view.Seq}, nil
 }
 
