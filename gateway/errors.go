@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ordersaga/ordersaga/internal/apperr"
+	"github.com/ordersaga/ordersaga/internal/postgres"
 )
 
 // statusOf is the one place that maps error codes to HTTP statuses.
@@ -75,14 +76,17 @@ func unavailable(what string) error {
 }
 
 // dependency classifies a store's error: a domain error passes through; an
-// error the database answered (a bug) stays internal; anything else means
-// the dependency is down or slow, which the client may retry.
+// error the database answered stays internal (a bug), unless it says the
+// database cannot serve now (postgres.Transient: starting up, shutting
+// down, in recovery, out of connections, a timeout); that, and any failure
+// to get an answer at all, means the dependency is down or slow, which the
+// client may retry: 503.
 func dependency(err error, what string) error {
 	if apperr.As(err) != nil {
 		return err
 	}
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
+	if errors.As(err, &pgErr) && !postgres.Transient(err) {
 		return err
 	}
 	return &dependencyError{what: what, cause: err}

@@ -96,6 +96,22 @@ func (s *Server) createOrder(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	customer := claimsOf(c).UserID
+	hash := requestHash(items, req.PaymentMethod)
+	if key != "" {
+		// A retry replays the order its key recorded, before anything is
+		// priced: the catalogue may have changed since (a new price, a
+		// product withdrawn), and the order was accepted as it was.
+		id, found, err := s.orders.FindByKey(c, customer, key, hash)
+		if err != nil {
+			s.fail(c, dependency(err, "the order store"))
+			return
+		}
+		if found {
+			s.replay(c, id)
+			return
+		}
+	}
 	skus := make([]string, len(items))
 	for i, it := range items {
 		skus[i] = it.SKU
@@ -105,7 +121,6 @@ func (s *Server) createOrder(c *gin.Context) {
 		s.fail(c, dependency(err, "the catalogue"))
 		return
 	}
-	customer := claimsOf(c).UserID
 	n := orderstore.NewOrder{ID: uuid.New(), CustomerID: customer, PaymentMethod: req.PaymentMethod}
 	for _, it := range items {
 		p, ok := prices[it.SKU]
@@ -124,48 +139,71 @@ func (s *Server) createOrder(c *gin.Context) {
 		n.Lines = append(n.Lines, order.Line{SKU: it.SKU, Name: p.Name, Quantity: int(*it.Quantity), UnitPriceCents: p.PriceCents})
 	}
 
-	status := http.StatusAccepted
 	if key != "" {
 		n.ID = uuid.NewSHA1(idempotencyNamespace, []byte(customer.String()+"\x00"+key))
-		res, err := s.orders.CreateWithKey(c, n, key, requestHash(items, req.PaymentMethod))
+		res, err := s.orders.CreateWithKey(c, n, key, hash)
 		if err != nil {
 			s.fail(c, dependency(err, "the order store"))
 			return
 		}
 		if res.Existing {
-			status = http.StatusOK
+			// A concurrent request with the same key recorded it first.
+			s.replay(c, n.ID)
+			return
 		}
 	} else if err := s.orders.CreatePending(c, n); err != nil {
 		s.fail(c, dependency(err, "the order store"))
 		return
 	}
 	log := s.log.With(zap.String("order_id", n.ID.String()), zap.String("request_id", requestIDOf(c)))
-	if status == http.StatusAccepted {
-		log.Info("order accepted", zap.Int64("total_cents", n.Total()), zap.Int("lines", len(n.Lines)))
-	}
+	log.Info("order accepted", zap.Int64("total_cents", n.Total()), zap.Int("lines", len(n.Lines)))
 	// The order is durable: from here a failure to start only delays it.
-	s.start(c, n, log)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c), s.settings.StartTimeout)
+	s.start(ctx, n.Input(s.settings.Timeouts), log)
+	cancel()
+	s.answerOrder(c, n.ID, http.StatusAccepted)
+}
 
-	o, err := s.orders.Get(c, n.ID)
+// replay answers a retried POST /orders with the order its key recorded,
+// as stored (200). If that order's workflow was never started (the first
+// request's start failed, or its gateway died), it starts it now from the
+// stored lines and prices; an order whose workflow ran is never started
+// again.
+func (s *Server) replay(c *gin.Context, id uuid.UUID) {
+	log := s.log.With(zap.String("order_id", id.String()), zap.String("request_id", requestIDOf(c)))
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c), s.settings.StartTimeout)
+	in, unstarted, err := s.orders.UnstartedInput(ctx, id, s.settings.Timeouts)
+	switch {
+	case err != nil:
+		log.Warn("replay: could not tell whether the order's workflow was started; the starter will see to it", zap.Error(err))
+	case unstarted:
+		log.Info("replay: starting the workflow of an order accepted earlier")
+		s.start(ctx, in, log)
+	}
+	cancel()
+	s.answerOrder(c, id, http.StatusOK)
+}
+
+// answerOrder answers the order id with status and its Location.
+func (s *Server) answerOrder(c *gin.Context, id uuid.UUID, status int) {
+	o, err := s.orders.Get(c, id)
 	if err != nil {
 		s.fail(c, dependency(err, "the order store"))
 		return
 	}
-	c.Header("Location", "/api/v1/orders/"+n.ID.String())
+	c.Header("Location", "/api/v1/orders/"+id.String())
 	c.JSON(status, o)
 }
 
-// start starts the order's workflow within the start timeout. When Temporal
-// does not answer in time the order stays PENDING without a workflow, and
-// the order worker's starter runs it.
-func (s *Server) start(c *gin.Context, n orderstore.NewOrder, log *zap.Logger) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c), s.settings.StartTimeout)
-	defer cancel()
-	if err := order.Start(ctx, s.temporal, n.Input(s.settings.Timeouts)); err != nil {
+// start starts the order's workflow within ctx. When Temporal does not
+// answer in time the order stays PENDING without a workflow, and the order
+// worker's starter runs it.
+func (s *Server) start(ctx context.Context, in order.Input, log *zap.Logger) {
+	if err := order.Start(ctx, s.temporal, in); err != nil {
 		log.Warn("could not start the order's workflow; the starter will", zap.Error(err))
 		return
 	}
-	if err := s.orders.MarkStarted(ctx, n.ID.String()); err != nil {
+	if err := s.orders.MarkStarted(ctx, in.OrderID); err != nil {
 		log.Warn("could not mark the workflow started; the starter will find it running", zap.Error(err))
 	}
 }
@@ -321,15 +359,23 @@ func (s *Server) cancel(c *gin.Context, o orderstore.Order, cl authn.Claims, log
 		if gerr == nil && terminal(cur.Status) {
 			return apperr.New(apperr.Conflict, "the order is already %s", cur.Status)
 		}
-		in, ierr := s.orders.Input(ctx, o.ID, s.settings.Timeouts)
+		in, unstarted, ierr := s.orders.UnstartedInput(ctx, o.ID, s.settings.Timeouts)
 		if ierr != nil {
 			return dependency(ierr, "the order store")
+		}
+		if !unstarted {
+			// Its workflow ran and Temporal no longer has it: starting one
+			// now would run the order a second time.
+			log.Error("cancel: the order's workflow is gone but the order is not finished; it needs an operator")
+			return apperr.New(apperr.Conflict, "the order can no longer be cancelled")
 		}
 		if serr := order.Start(ctx, s.temporal, in); serr != nil {
 			log.Warn("cancel: could not start the workflow", zap.Error(serr))
 			return unavailable("the workflow service")
 		}
-		_ = s.orders.MarkStarted(ctx, o.ID.String())
+		if merr := s.orders.MarkStarted(ctx, o.ID.String()); merr != nil {
+			log.Warn("cancel: could not mark the workflow started; the starter will find it running", zap.Error(merr))
+		}
 		err = update()
 	}
 	var appErr *temporal.ApplicationError

@@ -18,34 +18,13 @@ import (
 // /orders still answers 202 within its deadline and the order is readable;
 // once Temporal is back, the starter runs it to a terminal status.
 func TestOrdersAreAcceptedWhileTemporalIsDown(t *testing.T) {
-	testenv.TemporalAddress(t) // the shared server proves the CLI is built
-	port, err := ports.Free()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dbFile := filepath.Join(t.TempDir(), "temporal.db")
-	start := func() *temporalserver.Server {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		ts, err := temporalserver.Start(ctx, temporalserver.Options{DBFile: dbFile, Port: port})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ts
-	}
-	ts := start()
-	t.Cleanup(func() { ts.Stop() })
-	c := testenv.TemporalClient(t, ts.Addr(), "default")
-	if err := temporalsetup.EnsureSearchAttributes(context.Background(), c, "default"); err != nil {
-		t.Fatal(err)
-	}
-
+	tmp := newOwnTemporal(t)
 	const startTimeout = 2 * time.Second
-	s := newStack(t, options{temporalAddr: ts.Addr(), namespace: "default", startTimeout: startTimeout})
+	s := newStack(t, options{temporalAddr: tmp.addr(), namespace: "default", startTimeout: startTimeout})
 	s.product("WATCH-42", 1000, map[string]int{"east": 5})
 	tok, _ := s.customer()
 
-	ts.Stop()
+	tmp.stop()
 	began := time.Now()
 	r := s.placeOrder(tok, "tok_ok", "WATCH-42", 2)
 	took := time.Since(began)
@@ -70,7 +49,7 @@ func TestOrdersAreAcceptedWhileTemporalIsDown(t *testing.T) {
 		}
 	}
 
-	ts = start()
+	tmp.start()
 	cfg, err := config.LoadFrom(map[string]string{"ORDER_STARTER_INTERVAL": "200ms", "ORDER_STARTER_GRACE": "0s"})
 	if err != nil {
 		t.Fatal(err)
@@ -78,12 +57,57 @@ func TestOrdersAreAcceptedWhileTemporalIsDown(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
-		_ = workers.NewStarter(s.store, testenv.TemporalClient(t, ts.Addr(), "default"), cfg, testenv.Logger()).Run(ctx)
+		_ = workers.NewStarter(s.store, testenv.TemporalClient(t, tmp.addr(), "default"), cfg, testenv.Logger(), nil).Run(ctx)
 		close(done)
 	}()
 	defer func() { stop(); <-done }()
 	final := s.waitStatus(tok, o.ID, 90*time.Second, "CONFIRMED", "REJECTED", "CANCELLED", "FAILED")
 	if final.Status != "CONFIRMED" {
 		t.Errorf("after Temporal came back the order ended %s(%s)", final.Status, final.Reason)
+	}
+}
+
+// ownTemporal is a Temporal dev server of the test's own, which it can stop
+// and start again (same port, same database) to play an outage.
+type ownTemporal struct {
+	t      testing.TB
+	port   int
+	dbFile string
+	server *temporalserver.Server
+}
+
+func newOwnTemporal(t testing.TB) *ownTemporal {
+	t.Helper()
+	testenv.TemporalAddress(t) // the shared server proves the CLI is built
+	port, err := ports.Free()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &ownTemporal{t: t, port: port, dbFile: filepath.Join(t.TempDir(), "temporal.db")}
+	o.start()
+	t.Cleanup(func() { o.stop() })
+	if err := temporalsetup.EnsureSearchAttributes(context.Background(), testenv.TemporalClient(t, o.addr(), "default"), "default"); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func (o *ownTemporal) addr() string { return o.server.Addr() }
+
+func (o *ownTemporal) start() {
+	o.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ts, err := temporalserver.Start(ctx, temporalserver.Options{DBFile: o.dbFile, Port: o.port})
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	o.server = ts
+}
+
+func (o *ownTemporal) stop() {
+	if o.server != nil {
+		o.server.Stop()
+		o.server = nil
 	}
 }

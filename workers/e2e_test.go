@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
@@ -32,26 +33,40 @@ type system struct {
 	starter *workers.Starter
 }
 
+var workerOptions = worker.Options{WorkerStopTimeout: 5 * time.Second}
+
 func startSystem(t testing.TB) *system {
+	t.Helper()
+	s := startSystemWithoutOrderWorker(t)
+	s.startOrderWorker(t)
+	return s
+}
+
+// startSystemWithoutOrderWorker runs the product and payment workers only:
+// workflows wait for startOrderWorker.
+func startSystemWithoutOrderWorker(t testing.TB) *system {
 	t.Helper()
 	addr, ns := testenv.NewNamespace(t)
 	pool := testenv.NewPool(t)
 	c := testenv.TemporalClient(t, addr, ns)
 	log := testenv.Logger()
 	store := orderstore.New(pool)
-	sim := payment.NewSimulator()
+	sim := payment.NewSimulator(pool)
 	sim.SlowDelay = 2 * time.Second
-	opts := worker.Options{WorkerStopTimeout: 5 * time.Second}
 	startWorkers(t,
-		workers.NewOrder(c, store, opts, log),
-		workers.NewProduct(c, pool, opts, log),
-		workers.NewPayment(c, pool, sim, opts, log),
+		workers.NewProduct(c, pool, workerOptions, log),
+		workers.NewPayment(c, pool, sim, workerOptions, log),
 	)
 	cfg, err := config.LoadFrom(map[string]string{"ORDER_STARTER_INTERVAL": "200ms", "ORDER_STARTER_GRACE": "0s", "ORDER_STEP_TIMEOUT": "1m"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &system{pool: pool, client: c, store: store, starter: workers.NewStarter(store, c, cfg, log)}
+	return &system{pool: pool, client: c, store: store, starter: workers.NewStarter(store, c, cfg, log, prometheus.NewRegistry())}
+}
+
+func (s *system) startOrderWorker(t testing.TB) {
+	t.Helper()
+	startWorkers(t, workers.NewOrder(s.client, s.store, workerOptions, testenv.Logger()))
 }
 
 // startWorkers starts ws and stops them when t ends.
@@ -391,7 +406,7 @@ func TestRepairFinishesATerminatedOrder(t *testing.T) {
 	for s.status(t, n.ID) != "RESERVED" && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if _, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, payment.NewSimulator(), s.client, testenv.Logger()); err == nil {
+	if _, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testenv.Logger()); err == nil {
 		t.Error("repair of a running order was allowed")
 	}
 	if err := s.client.TerminateWorkflow(ctx, order.WorkflowID(n.ID.String()), "", "operator mistake"); err != nil {
@@ -399,7 +414,7 @@ func TestRepairFinishesATerminatedOrder(t *testing.T) {
 	}
 	// Let the authorization that was in flight finish at the provider.
 	time.Sleep(2500 * time.Millisecond)
-	rep, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, payment.NewSimulator(), s.client, testenv.Logger())
+	rep, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testenv.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,7 +425,7 @@ func TestRepairFinishesATerminatedOrder(t *testing.T) {
 		t.Errorf("order is %s", got)
 	}
 	// Running it again changes nothing.
-	if _, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, payment.NewSimulator(), s.client, testenv.Logger()); err != nil {
+	if _, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testenv.Logger()); err != nil {
 		t.Errorf("second repair: %v", err)
 	}
 	var reserved int

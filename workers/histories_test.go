@@ -70,7 +70,7 @@ func TestGoldenHistories(t *testing.T) {
 	c := testenv.TemporalClient(t, addr, ns)
 	log := testenv.Logger()
 	store := orderstore.New(pool)
-	sim := payment.NewSimulator()
+	sim := payment.NewSimulator(pool)
 	sim.SlowDelay = 3 * time.Second
 	provider := &gatedProvider{Provider: sim, gates: map[string]*gate{}}
 	opts := worker.Options{WorkerStopTimeout: 2 * time.Second}

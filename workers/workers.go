@@ -120,7 +120,7 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, reg prometheus
 		}
 		defer producer.Close()
 		relay := outbox.New(pool, producer, outbox.Options{Topic: cfg.KafkaTopic, Partitions: cfg.KafkaPartitions, BatchSize: cfg.OutboxBatchSize}, reg, log)
-		starter := NewStarter(store, c, cfg, log)
+		starter := NewStarter(store, c, cfg, log, reg)
 		background = func(ctx context.Context) error {
 			g, gctx := errgroup.WithContext(ctx)
 			g.Go(func() error { return starter.Run(gctx) })
@@ -130,7 +130,7 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, reg prometheus
 	case "product":
 		w = NewProduct(c, pool, opts, log)
 	case "payment":
-		w = NewPayment(c, pool, payment.NewSimulator(), opts, log)
+		w = NewPayment(c, pool, payment.NewProvider(pool), opts, log)
 	}
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start %s worker: %w", which, err)

@@ -3,16 +3,19 @@
 //
 // The payments row of an order (keyed by order id) makes every activity
 // idempotent and settles races: AuthorizePayment writes PENDING before it
-// calls the provider, so a void that overtakes a slow authorization marks
-// the row VOIDED and the authorization, when it returns, voids itself.
-// Nothing like a card number is stored or logged: the payment method is a
-// provider token and is not kept.
+// calls the provider, so a void that overtakes a slow authorization finds
+// the row, voids at the provider and marks it VOIDED; the authorization,
+// when it returns, is declined or voids itself. The provider is keyed by
+// the order id too, so a void reaches the provider even when the
+// authorization's answer was lost. Nothing like a card number is stored or
+// logged: the payment method is a provider token and is not kept.
 package payment
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -21,6 +24,23 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ordersaga/ordersaga/workflows/order"
+)
+
+// Error types of the payment activities' retryable errors.
+const (
+	// ErrProvider is a provider failure that a retry may fix.
+	ErrProvider = "ProviderError"
+	// ErrCaptureInFlight refuses a void while a capture call may still take
+	// effect at the provider; it clears once that call's bound has passed.
+	ErrCaptureInFlight = "CaptureInFlight"
+)
+
+const (
+	// captureCallTimeout bounds one capture call to the provider.
+	captureCallTimeout = 30 * time.Second
+	// inFlightMargin is added to a capture call's deadline before a void may
+	// go ahead: a provider may still act on a request its caller gave up on.
+	inFlightMargin = 30 * time.Second
 )
 
 // Activities are the payment activities. Register the struct's methods
@@ -65,6 +85,15 @@ func (a *Activities) AuthorizePayment(ctx context.Context, req order.PaymentRequ
 	authID, err := a.provider.Authorize(ctx, AuthorizeRequest{IdempotencyKey: req.OrderID, Token: req.PaymentMethod, AmountCents: req.AmountCents, Currency: req.Currency})
 	var decline *DeclineError
 	if errors.As(err, &decline) {
+		if decline.Code == DeclineVoided {
+			// A void reached the provider first: the order is being undone.
+			if _, err := a.db.Exec(ctx, `UPDATE payments.payments SET status = 'VOIDED', updated_at = now()
+				WHERE order_id = $1 AND status = 'PENDING'`, id); err != nil {
+				return order.Authorization{}, fmt.Errorf("authorize payment: record void: %w", err)
+			}
+			log.Info("authorization refused: the payment was voided first")
+			return order.Authorization{}, voided()
+		}
 		if _, err := a.db.Exec(ctx, `UPDATE payments.payments SET status = 'DECLINED', decline_code = $2, updated_at = now()
 			WHERE order_id = $1 AND status = 'PENDING'`, id, decline.Code); err != nil {
 			return order.Authorization{}, fmt.Errorf("authorize payment: record decline: %w", err)
@@ -74,7 +103,7 @@ func (a *Activities) AuthorizePayment(ctx context.Context, req order.PaymentRequ
 	}
 	if err != nil {
 		log.Warn("payment provider failed; will retry", zap.Error(err))
-		return order.Authorization{}, temporal.NewApplicationError("payment provider failed: "+err.Error(), "ProviderError")
+		return order.Authorization{}, temporal.NewApplicationError("payment provider failed: "+err.Error(), ErrProvider)
 	}
 
 	tag, err := a.db.Exec(ctx, `UPDATE payments.payments SET status = 'AUTHORIZED', authorization_id = $2, updated_at = now()
@@ -89,8 +118,8 @@ func (a *Activities) AuthorizePayment(ctx context.Context, req order.PaymentRequ
 		}
 		if p.status == "VOIDED" {
 			// The order was cancelled while the provider answered: let go of the hold.
-			if err := a.provider.Void(ctx, authID); err != nil {
-				return order.Authorization{}, temporal.NewApplicationError("void a late authorization: "+err.Error(), "ProviderError")
+			if err := a.provider.Void(ctx, req.OrderID); err != nil {
+				return order.Authorization{}, temporal.NewApplicationError("void a late authorization: "+err.Error(), ErrProvider)
 			}
 			log.Info("late authorization voided")
 			return order.Authorization{}, voided()
@@ -104,6 +133,9 @@ func (a *Activities) AuthorizePayment(ctx context.Context, req order.PaymentRequ
 // CapturePayment takes the authorized amount. A capture decline is a
 // non-retryable order.ErrCaptureDeclined error and leaves the payment
 // AUTHORIZED, for the saga to void. Capturing twice captures once.
+//
+// Before it calls the provider it records how long that call may still
+// take effect (capture_in_flight_until), so that no void races it.
 func (a *Activities) CapturePayment(ctx context.Context, req order.PaymentRequest) error {
 	id, err := orderID(req.OrderID)
 	if err != nil {
@@ -117,39 +149,97 @@ func (a *Activities) CapturePayment(ctx context.Context, req order.PaymentReques
 	if err != nil {
 		return fmt.Errorf("capture payment: %w", err)
 	}
-	switch p.status {
-	case "CAPTURED":
+	if p.status == "CAPTURED" {
 		return nil
-	case "AUTHORIZED":
-	case "VOIDED":
-		return voided()
-	default:
-		return temporal.NewNonRetryableApplicationError("payment is "+p.status+", not authorized", order.ErrInvalidRequest, nil)
 	}
-	err = a.provider.Capture(ctx, p.authorizationID, p.amountCents)
+	if err := captureAllowed(p.status); err != nil {
+		return err
+	}
+
+	callCtx, cancel := context.WithTimeout(ctx, captureCallTimeout)
+	defer cancel()
+	deadline, _ := callCtx.Deadline()
+	bound := time.Until(deadline) + inFlightMargin
+	tag, err := a.db.Exec(ctx, `UPDATE payments.payments SET capture_in_flight_until = now() + make_interval(secs => $2), updated_at = now()
+		WHERE order_id = $1 AND status = 'AUTHORIZED'`, id, bound.Seconds())
+	if err != nil {
+		return fmt.Errorf("capture payment: record capture issued: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		// A void or a concurrent capture changed the row since it was read.
+		p, err := a.load(ctx, id)
+		if err != nil {
+			return fmt.Errorf("capture payment: %w", err)
+		}
+		if p.status == "CAPTURED" {
+			return nil
+		}
+		if err := captureAllowed(p.status); err != nil {
+			return err
+		}
+		return fmt.Errorf("capture payment: the payment changed while it was read (now %s)", p.status)
+	}
+
+	err = a.provider.Capture(callCtx, req.OrderID, p.amountCents)
 	var decline *DeclineError
 	if errors.As(err, &decline) {
-		if _, err := a.db.Exec(ctx, `UPDATE payments.payments SET decline_code = $2, updated_at = now() WHERE order_id = $1`, id, decline.Code); err != nil {
+		if _, err := a.db.Exec(ctx, `UPDATE payments.payments SET decline_code = $2, capture_in_flight_until = NULL, updated_at = now()
+			WHERE order_id = $1`, id, decline.Code); err != nil {
 			return fmt.Errorf("capture payment: record decline: %w", err)
 		}
 		log.Info("capture declined", zap.String("code", decline.Code))
 		return temporal.NewNonRetryableApplicationError("capture declined", order.ErrCaptureDeclined, nil)
 	}
 	if err != nil {
+		// capture_in_flight_until stays: the provider may have acted.
 		log.Warn("payment provider failed; will retry", zap.Error(err))
-		return temporal.NewApplicationError("payment provider failed: "+err.Error(), "ProviderError")
+		return temporal.NewApplicationError("payment provider failed: "+err.Error(), ErrProvider)
 	}
-	if _, err := a.db.Exec(ctx, `UPDATE payments.payments SET status = 'CAPTURED', updated_at = now() WHERE order_id = $1 AND status = 'AUTHORIZED'`, id); err != nil {
+	tag, err = a.db.Exec(ctx, `UPDATE payments.payments SET status = 'CAPTURED', capture_in_flight_until = NULL, updated_at = now()
+		WHERE order_id = $1 AND status = 'AUTHORIZED'`, id)
+	if err != nil {
 		return fmt.Errorf("capture payment: record capture: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		p, err := a.load(ctx, id)
+		if err != nil {
+			return fmt.Errorf("capture payment: check the recorded capture: %w", err)
+		}
+		if p.status != "CAPTURED" {
+			// The provider took the money, yet the row says otherwise: a
+			// defect or a manual change. Retrying cannot fix it; an
+			// operator must reconcile it (refund, or correct the row).
+			log.Error("payment captured at the provider but recorded otherwise", zap.String("recorded_status", p.status))
+			return temporal.NewNonRetryableApplicationError("payment captured at the provider but recorded "+p.status+": an operator must reconcile it", order.ErrInvalidRequest, nil)
+		}
+		// A concurrent attempt recorded the capture first.
 	}
 	log.Info("payment captured")
 	return nil
 }
 
-// VoidPayment releases the order's authorization. Voiding twice, or an
-// order that was never authorized, changes nothing; a void that comes before
-// its authorization leaves a VOIDED row that refuses the late authorization.
-// A captured payment cannot be voided (that is a refund): a non-retryable error.
+// captureAllowed says whether a payment in status may be captured: nil for
+// AUTHORIZED, the error to return otherwise.
+func captureAllowed(status string) error {
+	switch status {
+	case "AUTHORIZED":
+		return nil
+	case "VOIDED":
+		return voided()
+	}
+	return temporal.NewNonRetryableApplicationError("payment is "+status+", not authorized", order.ErrInvalidRequest, nil)
+}
+
+// VoidPayment releases the order's authorization at the provider, by the
+// order id, whether or not the authorization's answer was ever recorded:
+// a PENDING payment may hold at the provider (its worker died after the
+// provider authorized), so it is voided there too. Voiding twice, or an
+// order that was never authorized, changes nothing; a void that comes
+// before its authorization leaves a VOIDED row that refuses the late
+// authorization. A provider failure is retryable and leaves the row as it
+// was, so the retry voids again. While a capture call may still take
+// effect, the void waits (a retryable ErrCaptureInFlight). A captured
+// payment cannot be voided (that is a refund): a non-retryable error.
 func (a *Activities) VoidPayment(ctx context.Context, req order.PaymentRequest) error {
 	id, err := orderID(req.OrderID)
 	if err != nil {
@@ -162,38 +252,92 @@ func (a *Activities) VoidPayment(ctx context.Context, req order.PaymentRequest) 
 		return fmt.Errorf("void payment: %w", err)
 	}
 	if tag.RowsAffected() == 1 {
+		// AuthorizePayment records PENDING before it calls the provider, so
+		// with no row nothing reached the provider, and now nothing will.
 		log.Info("void before any authorization: marked")
 		return nil
 	}
-	err = pgx.BeginFunc(ctx, a.db, func(tx pgx.Tx) error {
-		var status string
-		var authID *string
-		if err := tx.QueryRow(ctx, `SELECT status, authorization_id FROM payments.payments WHERE order_id = $1 FOR UPDATE`, id).Scan(&status, &authID); err != nil {
-			return err
-		}
-		switch status {
-		case "VOIDED", "DECLINED":
-			return nil
-		case "CAPTURED":
-			return temporal.NewNonRetryableApplicationError("payment was captured; it needs a refund, not a void", order.ErrInvalidRequest, nil)
-		case "AUTHORIZED":
-			if err := a.provider.Void(ctx, *authID); err != nil {
-				return temporal.NewApplicationError("payment provider failed: "+err.Error(), "ProviderError")
-			}
-		}
-		// PENDING: the authorization in flight will see VOIDED and void itself.
-		_, err := tx.Exec(ctx, `UPDATE payments.payments SET status = 'VOIDED', updated_at = now() WHERE order_id = $1`, id)
-		return err
-	})
+	rec, err := a.lookup(ctx, id)
 	if err != nil {
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) {
-			return err
-		}
 		return fmt.Errorf("void payment: %w", err)
 	}
-	log.Info("payment voided")
+	switch rec.Status {
+	case "VOIDED", "DECLINED":
+		return nil
+	case "CAPTURED":
+		return refundNeeded()
+	}
+	if !rec.CaptureInFlightUntil.IsZero() {
+		log.Info("void waits: a capture may still take effect", zap.Time("until", rec.CaptureInFlightUntil))
+		return temporal.NewApplicationError("a capture may still take effect at the provider until "+rec.CaptureInFlightUntil.UTC().Format(time.RFC3339), ErrCaptureInFlight)
+	}
+
+	// No row lock is held across the provider call (that would hold a
+	// second pooled connection per void): the provider orders a racing
+	// capture and void by the key, and whichever it refuses is declined.
+	err = a.provider.Void(ctx, req.OrderID)
+	var decline *DeclineError
+	if errors.As(err, &decline) {
+		if decline.Code == DeclineAlreadyCaptured {
+			// A capture reached the provider but its answer never reached
+			// this row (its worker died, or it raced this void). Record
+			// what the provider did.
+			if _, err := a.db.Exec(ctx, `UPDATE payments.payments SET status = 'CAPTURED', capture_in_flight_until = NULL, updated_at = now()
+				WHERE order_id = $1 AND status IN ('PENDING', 'AUTHORIZED')`, id); err != nil {
+				return fmt.Errorf("void payment: record the provider's capture: %w", err)
+			}
+			log.Error("void refused by the provider: the payment was captured there; it needs a refund")
+			return refundNeeded()
+		}
+		log.Error("void declined by the provider", zap.String("code", decline.Code))
+		return temporal.NewNonRetryableApplicationError("void declined by the provider: "+decline.Code, order.ErrInvalidRequest, nil)
+	}
+	if err != nil {
+		log.Warn("payment provider failed to void; will retry", zap.Error(err))
+		return temporal.NewApplicationError("void at the payment provider: "+err.Error(), ErrProvider)
+	}
+	if _, err := a.db.Exec(ctx, `UPDATE payments.payments SET status = 'VOIDED', capture_in_flight_until = NULL, updated_at = now()
+		WHERE order_id = $1 AND status IN ('PENDING', 'AUTHORIZED')`, id); err != nil {
+		return fmt.Errorf("void payment: record void: %w", err)
+	}
+	log.Info("payment voided", zap.String("was", rec.Status))
 	return nil
+}
+
+// Record is what the payments database says about an order's payment, for
+// operators' tools such as `ordersaga repair`.
+type Record struct {
+	// Status is PENDING, AUTHORIZED, CAPTURED, VOIDED or DECLINED, or empty
+	// when the order has no payment.
+	Status string
+	// CaptureInFlightUntil is, while a capture call may still take effect
+	// at the provider, the moment after which it no longer can; zero
+	// otherwise. Until then nothing may void the payment.
+	CaptureInFlightUntil time.Time
+}
+
+// Lookup returns the order's payment record. It changes nothing.
+func (a *Activities) Lookup(ctx context.Context, orderID uuid.UUID) (Record, error) {
+	rec, err := a.lookup(ctx, orderID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Record{}, nil
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("look up payment: %w", err)
+	}
+	return rec, nil
+}
+
+func (a *Activities) lookup(ctx context.Context, id uuid.UUID) (Record, error) {
+	var rec Record
+	var until *time.Time
+	// The database's clock both sets and reads the bound.
+	err := a.db.QueryRow(ctx, `SELECT status, CASE WHEN capture_in_flight_until > now() THEN capture_in_flight_until END
+		FROM payments.payments WHERE order_id = $1`, id).Scan(&rec.Status, &until)
+	if until != nil {
+		rec.CaptureInFlightUntil = *until
+	}
+	return rec, err
 }
 
 type paymentRow struct {
@@ -226,6 +370,10 @@ func declined(code string) error {
 
 func voided() error {
 	return temporal.NewNonRetryableApplicationError("the payment was voided; the order was cancelled", order.ErrPaymentVoided, nil)
+}
+
+func refundNeeded() error {
+	return temporal.NewNonRetryableApplicationError("payment was captured; it needs a refund, not a void", order.ErrInvalidRequest, nil)
 }
 
 func parseRequest(req order.PaymentRequest) (uuid.UUID, error) {

@@ -5,18 +5,31 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Provider is a payment provider. Every call is idempotent: Authorize by
-// its idempotency key, Capture and Void by the authorization id. Errors are
-// a *DeclineError for a definite refusal, anything else for a failure that
-// is worth retrying.
+// Provider is a payment provider. Every call is idempotent by its
+// idempotency key, which is the order id: Authorize holds at most once per
+// key, and Capture and Void act on the key's hold. Keying Capture and Void
+// by the order id, not by an authorization id the caller had to store,
+// means a hold whose authorization answer was lost (a worker killed after
+// the provider authorized) can still be voided. Errors are a *DeclineError
+// for a definite refusal, anything else for a failure worth retrying.
 type Provider interface {
 	Authorize(ctx context.Context, req AuthorizeRequest) (authorizationID string, err error)
-	Capture(ctx context.Context, authorizationID string, amountCents int64) error
-	Void(ctx context.Context, authorizationID string) error
+	Capture(ctx context.Context, idempotencyKey string, amountCents int64) error
+	Void(ctx context.Context, idempotencyKey string) error
+}
+
+// NewProvider returns the payment provider that ordersaga is configured
+// with, on the payments database. The payment worker and `ordersaga repair`
+// both build theirs here, so that a repair voids at the provider that
+// authorized.
+func NewProvider(payments *pgxpool.Pool) Provider {
+	return NewSimulator(payments)
 }
 
 // AuthorizeRequest asks the provider to hold an amount on a payment token.
@@ -33,6 +46,16 @@ const (
 	DeclineInsufficientFunds = "insufficient_funds"
 	DeclineCaptureDeclined   = "capture_declined"
 	DeclineInvalidToken      = "invalid_payment_method"
+	// DeclineVoided answers an authorization or a capture for a key that
+	// was voided: a voided key never gets a fresh hold.
+	DeclineVoided = "authorization_voided"
+	// DeclineAlreadyCaptured answers a void of a captured hold: taking the
+	// money back is a refund.
+	DeclineAlreadyCaptured = "already_captured"
+	// DeclineUnknownAuthorization answers a capture of a key with no hold.
+	DeclineUnknownAuthorization = "unknown_authorization"
+	// DeclineAmountTooLarge answers a capture above the held amount.
+	DeclineAmountTooLarge = "amount_exceeds_authorization"
 )
 
 // DeclineError is a provider's definite refusal; retrying cannot change it.
@@ -66,69 +89,211 @@ func KnownToken(token string) bool {
 	return false
 }
 
+// transientFailures is how many authorization attempts of tok_transient_error
+// fail, per idempotency key, before one succeeds.
+const transientFailures = 2
+
 // Simulator is the built-in payment provider. Its behaviour follows the
-// token; the authorization id carries what capture must do, so a worker
-// restart between authorization and capture changes nothing.
+// token (API.md), and it answers like a real provider with idempotency
+// keys. It keeps its own ledger in the paysim schema of the payments
+// database: paysim.holds, one row per key that was ever authorized, and
+// paysim.operations, every call it answered. Being in PostgreSQL, the
+// ledger (and tok_transient_error's attempt count) survives a kill -9 of
+// the payment worker, and a fault run can check the provider's side: no
+// hold outlives its order, nothing is captured twice.
 type Simulator struct {
 	// SlowDelay is how long tok_slow takes to authorize (5 s by default).
 	SlowDelay time.Duration
 
-	mu       sync.Mutex
-	attempts map[string]int
+	db *pgxpool.Pool
 }
 
-// NewSimulator returns a simulator with API.md's timings.
-func NewSimulator() *Simulator {
-	return &Simulator{SlowDelay: 5 * time.Second, attempts: map[string]int{}}
+// NewSimulator returns a simulator with API.md's timings whose ledger is
+// in the paysim schema of db (the payments database).
+func NewSimulator(db *pgxpool.Pool) *Simulator {
+	return &Simulator{SlowDelay: 5 * time.Second, db: db}
 }
 
-// Authorize implements Provider.
-func (s *Simulator) Authorize(ctx context.Context, req AuthorizeRequest) (string, error) {
-	switch req.Token {
-	case TokenOK:
-		return "sim_ok_" + req.IdempotencyKey, nil
-	case TokenDeclined:
-		return "", &DeclineError{Code: DeclineCardDeclined}
-	case TokenInsufficientFunds:
-		return "", &DeclineError{Code: DeclineInsufficientFunds}
-	case TokenTransientError:
-		s.mu.Lock()
-		s.attempts[req.IdempotencyKey]++
-		n := s.attempts[req.IdempotencyKey]
-		s.mu.Unlock()
-		if n <= 2 {
-			return "", fmt.Errorf("attempt %d: %w", n, ErrProviderUnavailable)
+// keyLockClass is the first half of the advisory lock that serialises one
+// key's calls. The two-int form has a lock space of its own, apart from the
+// single-bigint locks that the outbox relay and migrations take; keys that
+// share a hash only wait for each other.
+const keyLockClass int32 = 0x70617973 // "pays"
+
+// answer is what the simulator did for one call: the operations row it
+// appends and what the caller gets back.
+type answer struct {
+	op     string // authorize, capture, void, decline or error
+	amount int64
+	detail string
+	err    error // nil, a *DeclineError, or a transient failure
+}
+
+func decline(call, code string, amount int64) answer {
+	return answer{op: "decline", amount: amount, detail: call + ": " + code, err: &DeclineError{Code: code}}
+}
+
+// hold is a paysim.holds row.
+type hold struct {
+	authorizationID string
+	state           string
+	amountCents     int64
+}
+
+// serve runs handle for one call in a transaction that also appends the
+// call's operations row, so that the ledger and the log never disagree.
+// Calls with one key are served one at a time (a transaction-scoped
+// advisory lock: a key that has no hold yet has no row to lock), as a
+// provider's idempotency key does. A database failure is returned wrapped,
+// as a transient failure; otherwise the answer's error.
+func (s *Simulator) serve(ctx context.Context, key string, handle func(tx pgx.Tx) (answer, error)) error {
+	var a answer
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, keyLockClass, key); err != nil {
+			return err
 		}
-		return "sim_ok_" + req.IdempotencyKey, nil
-	case TokenCaptureFails:
-		return "sim_capfail_" + req.IdempotencyKey, nil
-	case TokenSlow:
+		var err error
+		if a, err = handle(tx); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO paysim.operations (idempotency_key, op, amount_cents, detail) VALUES ($1, $2, $3, $4)`,
+			key, a.op, a.amount, a.detail)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("payment simulator: %w", err)
+	}
+	return a.err
+}
+
+func loadHold(ctx context.Context, tx pgx.Tx, key string) (hold, bool, error) {
+	var h hold
+	err := tx.QueryRow(ctx, `SELECT authorization_id, state, amount_cents FROM paysim.holds WHERE idempotency_key = $1`, key).
+		Scan(&h.authorizationID, &h.state, &h.amountCents)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return h, false, nil
+	}
+	return h, err == nil, err
+}
+
+// Authorize implements Provider. A key that already has a hold gets the
+// same authorization again; a key that was voided, even before it had a
+// hold, is declined.
+func (s *Simulator) Authorize(ctx context.Context, req AuthorizeRequest) (string, error) {
+	if req.Token == TokenSlow {
 		select {
 		case <-time.After(s.SlowDelay):
-			return "sim_ok_" + req.IdempotencyKey, nil
 		case <-ctx.Done():
 			return "", ctx.Err()
 		}
-	default:
-		return "", &DeclineError{Code: DeclineInvalidToken}
 	}
+	var authID string
+	err := s.serve(ctx, req.IdempotencyKey, func(tx pgx.Tx) (answer, error) {
+		h, found, err := loadHold(ctx, tx, req.IdempotencyKey)
+		if err != nil {
+			return answer{}, err
+		}
+		if found {
+			if h.state == "VOIDED" {
+				return decline("authorize", DeclineVoided, req.AmountCents), nil
+			}
+			authID = h.authorizationID
+			return answer{op: "authorize", amount: 0, detail: "replay: hold is " + h.state}, nil
+		}
+		// A void that came before any hold (the order was cancelled while
+		// this authorization was on its way) still binds the key.
+		var voided bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM paysim.operations WHERE idempotency_key = $1 AND op = 'void')`,
+			req.IdempotencyKey).Scan(&voided); err != nil {
+			return answer{}, err
+		}
+		if voided {
+			return decline("authorize", DeclineVoided, req.AmountCents), nil
+		}
+		prefix := "sim_ok_"
+		switch req.Token {
+		case TokenOK, TokenSlow:
+		case TokenCaptureFails:
+			// The authorization id carries what capture must do.
+			prefix = "sim_capfail_"
+		case TokenDeclined:
+			return decline("authorize", DeclineCardDeclined, req.AmountCents), nil
+		case TokenInsufficientFunds:
+			return decline("authorize", DeclineInsufficientFunds, req.AmountCents), nil
+		case TokenTransientError:
+			var failed int
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM paysim.operations WHERE idempotency_key = $1 AND op = 'error'`,
+				req.IdempotencyKey).Scan(&failed); err != nil {
+				return answer{}, err
+			}
+			if failed < transientFailures {
+				n := failed + 1
+				return answer{op: "error", amount: req.AmountCents, detail: fmt.Sprintf("authorize: attempt %d: unavailable", n),
+					err: fmt.Errorf("attempt %d: %w", n, ErrProviderUnavailable)}, nil
+			}
+		default:
+			return decline("authorize", DeclineInvalidToken, req.AmountCents), nil
+		}
+		authID = prefix + req.IdempotencyKey
+		if _, err := tx.Exec(ctx, `INSERT INTO paysim.holds (idempotency_key, authorization_id, amount_cents, currency, state)
+			VALUES ($1, $2, $3, $4, 'AUTHORIZED')`, req.IdempotencyKey, authID, req.AmountCents, req.Currency); err != nil {
+			return answer{}, err
+		}
+		return answer{op: "authorize", amount: req.AmountCents}, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return authID, nil
 }
 
-// Capture implements Provider.
-func (s *Simulator) Capture(_ context.Context, authorizationID string, _ int64) error {
-	if strings.HasPrefix(authorizationID, "sim_capfail_") {
-		return &DeclineError{Code: DeclineCaptureDeclined}
-	}
-	if !strings.HasPrefix(authorizationID, "sim_") {
-		return &DeclineError{Code: "unknown_authorization"}
-	}
-	return nil
+// Capture implements Provider. It takes the key's held amount once; a
+// second capture succeeds without taking anything.
+func (s *Simulator) Capture(ctx context.Context, key string, amountCents int64) error {
+	return s.serve(ctx, key, func(tx pgx.Tx) (answer, error) {
+		h, found, err := loadHold(ctx, tx, key)
+		switch {
+		case err != nil:
+			return answer{}, err
+		case !found:
+			return decline("capture", DeclineUnknownAuthorization, amountCents), nil
+		case h.state == "VOIDED":
+			return decline("capture", DeclineVoided, amountCents), nil
+		case h.state == "CAPTURED":
+			return answer{op: "capture", detail: "replay: already captured"}, nil
+		case strings.HasPrefix(h.authorizationID, "sim_capfail_"):
+			return decline("capture", DeclineCaptureDeclined, amountCents), nil
+		case amountCents > h.amountCents:
+			return decline("capture", DeclineAmountTooLarge, amountCents), nil
+		}
+		if _, err := tx.Exec(ctx, `UPDATE paysim.holds SET state = 'CAPTURED', captured_cents = $2, captures = captures + 1, updated_at = now()
+			WHERE idempotency_key = $1`, key, amountCents); err != nil {
+			return answer{}, err
+		}
+		return answer{op: "capture", amount: amountCents}, nil
+	})
 }
 
-// Void implements Provider.
-func (s *Simulator) Void(_ context.Context, authorizationID string) error {
-	if !strings.HasPrefix(authorizationID, "sim_") {
-		return &DeclineError{Code: "unknown_authorization"}
-	}
-	return nil
+// Void implements Provider. It lets go of the key's hold; voiding again, or
+// a key with no hold, succeeds and changes nothing (though a later
+// authorization of that key is declined). A captured hold is declined: it
+// needs a refund.
+func (s *Simulator) Void(ctx context.Context, key string) error {
+	return s.serve(ctx, key, func(tx pgx.Tx) (answer, error) {
+		h, found, err := loadHold(ctx, tx, key)
+		switch {
+		case err != nil:
+			return answer{}, err
+		case !found:
+			return answer{op: "void", detail: "no hold"}, nil
+		case h.state == "VOIDED":
+			return answer{op: "void", detail: "replay: already voided"}, nil
+		case h.state == "CAPTURED":
+			return decline("void", DeclineAlreadyCaptured, 0), nil
+		}
+		if _, err := tx.Exec(ctx, `UPDATE paysim.holds SET state = 'VOIDED', updated_at = now() WHERE idempotency_key = $1`, key); err != nil {
+			return answer{}, err
+		}
+		return answer{op: "void", amount: h.amountCents}, nil
+	})
 }

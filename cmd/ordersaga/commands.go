@@ -13,7 +13,6 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/ordersaga/ordersaga/activities/payment"
 	"github.com/ordersaga/ordersaga/gateway"
 	"github.com/ordersaga/ordersaga/internal/accounts"
 	"github.com/ordersaga/ordersaga/internal/config"
@@ -191,7 +190,7 @@ func runRepair(ctx context.Context, cfg config.Config, log *zap.Logger, raw stri
 		return fmt.Errorf("dial temporal: %w", err)
 	}
 	defer c.Close()
-	rep, err := workers.Repair(ctx, id, orderstore.New(ordersDB), catalogDB, paymentsDB, payment.NewSimulator(), c, log)
+	rep, err := workers.Repair(ctx, id, orderstore.New(ordersDB), catalogDB, paymentsDB, c, log)
 	if err != nil {
 		return fmt.Errorf("repair %s: %w", id, err)
 	}

@@ -118,34 +118,56 @@ func (s *Store) RecordStatus(ctx context.Context, rec order.StatusRecord) error 
 	})
 }
 
-// Unstarted returns up to limit orders accepted more than grace ago whose
-// workflow is not known to exist, oldest first.
-func (s *Store) Unstarted(ctx context.Context, grace time.Duration, limit int, t order.Timeouts) ([]order.Input, error) {
-	rows, err := s.db.Query(ctx, `SELECT o.id, o.customer_id, o.payment_method, o.currency, l.sku, l.name, l.quantity, l.unit_price_cents
-		FROM (SELECT * FROM orders.orders WHERE workflow_started_at IS NULL AND created_at < now() - $1::interval
-		      ORDER BY created_at LIMIT $2) o
+// Unstarted returns up to limit orders accepted more than grace ago that
+// are still as the gateway recorded them (PENDING, seq 1) and whose
+// workflow is not known to exist, oldest first, starting after the
+// position after (nil: from the oldest). It also returns the position of
+// the last order returned, to pass as after for the next page: an order
+// that a caller skips is then not returned again in the same pass.
+//
+// An order that has moved past PENDING has a workflow, or had one: it is
+// never returned, even if its workflow_started_at was never set, because
+// Temporal forgets a closed workflow after its retention and starting it
+// again would run the order twice.
+func (s *Store) Unstarted(ctx context.Context, grace time.Duration, after *Cursor, limit int, t order.Timeouts) ([]order.Input, *Cursor, error) {
+	var afterAt time.Time
+	var afterID uuid.UUID
+	if after != nil {
+		afterAt, afterID = after.CreatedAt, after.ID
+	}
+	rows, err := s.db.Query(ctx, `SELECT o.id, o.customer_id, o.payment_method, o.currency, o.created_at, l.sku, l.name, l.quantity, l.unit_price_cents
+		FROM (SELECT * FROM orders.orders
+		      WHERE workflow_started_at IS NULL AND status = 'PENDING' AND last_seq = 1
+		        AND created_at < now() - $1::interval AND (created_at, id) > ($3, $4)
+		      ORDER BY created_at, id LIMIT $2) o
 		JOIN orders.order_lines l ON l.order_id = o.id
-		ORDER BY o.created_at, o.id, l.line_no`, grace, limit)
+		ORDER BY o.created_at, o.id, l.line_no`, grace, limit, afterAt, afterID)
 	if err != nil {
-		return nil, fmt.Errorf("find unstarted orders: %w", err)
+		return nil, nil, fmt.Errorf("find unstarted orders: %w", err)
 	}
 	defer rows.Close()
 	var out []order.Input
+	var last *Cursor
 	for rows.Next() {
 		var id, customer uuid.UUID
 		var method, currency string
+		var created time.Time
 		var l order.Line
-		if err := rows.Scan(&id, &customer, &method, &currency, &l.SKU, &l.Name, &l.Quantity, &l.UnitPriceCents); err != nil {
-			return nil, err
+		if err := rows.Scan(&id, &customer, &method, &currency, &created, &l.SKU, &l.Name, &l.Quantity, &l.UnitPriceCents); err != nil {
+			return nil, nil, fmt.Errorf("find unstarted orders: %w", err)
 		}
 		if len(out) == 0 || out[len(out)-1].OrderID != id.String() {
 			out = append(out, NewOrder{ID: id, CustomerID: customer, PaymentMethod: method, Currency: currency}.Input(t))
+			last = &Cursor{CreatedAt: created, ID: id}
 		}
 		cur := &out[len(out)-1]
 		cur.Lines = append(cur.Lines, l)
 		cur.TotalCents += l.UnitPriceCents * int64(l.Quantity)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("find unstarted orders: %w", err)
+	}
+	return out, last, nil
 }
 
 // MarkStarted notes that the workflow of orderID exists.

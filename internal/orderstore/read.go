@@ -1,6 +1,7 @@
 package orderstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -189,16 +190,12 @@ func (s *Store) CreateWithKey(ctx context.Context, n NewOrder, key string, reque
 		if errors.Is(err, ErrExists) {
 			// The id is derived from (customer, key): the key was used. The
 			// insert waited for that transaction, so its key row is visible.
-			var stored []byte
-			err := tx.QueryRow(ctx, `SELECT request_hash FROM orders.idempotency_keys WHERE customer_id = $1 AND key = $2`, n.CustomerID, key).Scan(&stored)
-			if err != nil {
-				return fmt.Errorf("look up idempotency key: %w", err)
+			_, found, err := findByKey(ctx, tx, n.CustomerID, key, requestHash)
+			if err == nil && !found {
+				err = fmt.Errorf("look up idempotency key: order %s exists without its key", n.ID)
 			}
-			if string(stored) != string(requestHash[:]) {
-				return apperr.New(apperr.IdempotencyKeyReused, "this Idempotency-Key was used with a different request")
-			}
-			out.Existing = true
-			return nil
+			out.Existing = err == nil
+			return err
 		}
 		if err != nil {
 			return err
@@ -213,10 +210,42 @@ func (s *Store) CreateWithKey(ctx context.Context, n NewOrder, key string, reque
 	return out, err
 }
 
+// FindByKey returns the order that the customer recorded with an
+// Idempotency-Key, and true; false when the key was never used. A key used
+// with another request (another requestHash) is IdempotencyKeyReused.
+//
+// The gateway asks before it prices anything, so that a retry replays the
+// stored order whatever the catalogue says today.
+func (s *Store) FindByKey(ctx context.Context, customerID uuid.UUID, key string, requestHash [sha256.Size]byte) (uuid.UUID, bool, error) {
+	return findByKey(ctx, s.db, customerID, key, requestHash)
+}
+
+func findByKey(ctx context.Context, q querier, customerID uuid.UUID, key string, requestHash [sha256.Size]byte) (uuid.UUID, bool, error) {
+	var id uuid.UUID
+	var stored []byte
+	err := q.QueryRow(ctx, `SELECT order_id, request_hash FROM orders.idempotency_keys WHERE customer_id = $1 AND key = $2`, customerID, key).Scan(&id, &stored)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return uuid.Nil, false, nil
+	}
+	if err != nil {
+		return uuid.Nil, false, fmt.Errorf("look up idempotency key: %w", err)
+	}
+	if !bytes.Equal(stored, requestHash[:]) {
+		return uuid.Nil, false, apperr.New(apperr.IdempotencyKeyReused, "this Idempotency-Key was used with a different request")
+	}
+	return id, true, nil
+}
+
+// querier is a pool or a transaction.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 // Ping checks the database.
 func (s *Store) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
 
-// Input rebuilds the workflow input of a recorded order.
+// Input rebuilds the workflow input of a recorded order from its stored
+// lines and prices.
 func (s *Store) Input(ctx context.Context, id uuid.UUID, t order.Timeouts) (order.Input, error) {
 	o, err := s.Get(ctx, id)
 	if err != nil {
@@ -227,6 +256,31 @@ func (s *Store) Input(ctx context.Context, id uuid.UUID, t order.Timeouts) (orde
 		n.Lines = append(n.Lines, order.Line{SKU: it.SKU, Name: it.Name, Quantity: it.Quantity, UnitPriceCents: it.UnitPriceCents})
 	}
 	return n.Input(t), nil
+}
+
+// UnstartedInput returns the workflow input of a recorded order (Input) and
+// true if its workflow was never started: it is still as the gateway
+// recorded it (PENDING, seq 1) and no workflow is known to exist. For any
+// other order it returns false: its workflow exists or existed, and since
+// Temporal forgets a closed workflow after its retention, starting one now
+// could run the order a second time.
+func (s *Store) UnstartedInput(ctx context.Context, id uuid.UUID, t order.Timeouts) (order.Input, bool, error) {
+	var unstarted bool
+	err := s.db.QueryRow(ctx, `SELECT workflow_started_at IS NULL AND status = 'PENDING' AND last_seq = 1 FROM orders.orders WHERE id = $1`, id).Scan(&unstarted)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return order.Input{}, false, apperr.New(apperr.NotFound, "order not found")
+	}
+	if err != nil {
+		return order.Input{}, false, fmt.Errorf("look up whether the workflow was started: %w", err)
+	}
+	if !unstarted {
+		return order.Input{}, false, nil
+	}
+	in, err := s.Input(ctx, id, t)
+	if err != nil {
+		return order.Input{}, false, err
+	}
+	return in, true, nil
 }
 
 // OutboxLag returns how many events wait for the relay and the age of the oldest.

@@ -90,7 +90,7 @@ func Start(t testing.TB, opt Options) *System {
 
 	wc := testenv.TemporalClient(t, addr, ns)
 	store := orderstore.New(pool)
-	sim := payment.NewSimulator()
+	sim := payment.NewSimulator(pool)
 	sim.SlowDelay = 3 * time.Second
 	if opt.SlowDelay > 0 {
 		sim.SlowDelay = opt.SlowDelay

@@ -1,0 +1,207 @@
+package workers_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/ordersaga/ordersaga/activities/payment"
+	"github.com/ordersaga/ordersaga/internal/orderstore"
+	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/workers"
+	"github.com/ordersaga/ordersaga/workflows/order"
+)
+
+var repairWorkerOptions = worker.Options{WorkerStopTimeout: 5 * time.Second}
+
+// startRepairSystem runs the three workers, the payment worker on the
+// configured provider as wrap changes it: the provider as it misbehaved
+// before an operator's repair.
+func startRepairSystem(t *testing.T, wrap func(payment.Provider) payment.Provider) *system {
+	t.Helper()
+	addr, ns := testenv.NewNamespace(t)
+	pool := testenv.NewPool(t)
+	c := testenv.TemporalClient(t, addr, ns)
+	log := testenv.Logger()
+	store := orderstore.New(pool)
+	startWorkers(t,
+		workers.NewOrder(c, store, repairWorkerOptions, log),
+		workers.NewProduct(c, pool, repairWorkerOptions, log),
+		workers.NewPayment(c, pool, wrap(payment.NewProvider(pool)), repairWorkerOptions, log),
+	)
+	return &system{pool: pool, client: c, store: store}
+}
+
+// providerHold reads the payment provider's own ledger (paysim.holds) for
+// an order: its state ("" when it holds nothing) and how many captures
+// moved money.
+func providerHold(t *testing.T, s *system, id uuid.UUID) (state string, captures int) {
+	t.Helper()
+	err := s.pool.QueryRow(context.Background(), `SELECT state, captures FROM paysim.holds WHERE idempotency_key = $1`, id.String()).Scan(&state, &captures)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		t.Fatal(err)
+	}
+	return state, captures
+}
+
+func reservedUnits(t *testing.T, s *system, sku string) int {
+	t.Helper()
+	var n int
+	if err := s.pool.QueryRow(context.Background(), `SELECT coalesce(sum(reserved), 0) FROM catalog.stock WHERE sku = $1`, sku).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func paymentStatus(t *testing.T, s *system, id uuid.UUID) string {
+	t.Helper()
+	var st string
+	if err := s.pool.QueryRow(context.Background(), `SELECT status FROM payments.payments WHERE order_id = $1`, id).Scan(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", within, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// heldCapture keeps every capture at the provider's door until released.
+type heldCapture struct {
+	payment.Provider
+	once             sync.Once
+	reached, release chan struct{}
+}
+
+func (h *heldCapture) Capture(ctx context.Context, key string, amountCents int64) error {
+	h.once.Do(func() { close(h.reached) })
+	select {
+	case <-h.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return h.Provider.Capture(ctx, key, amountCents)
+}
+
+// TestRepairRefusesWhileACaptureMayBeInFlight: an operator terminates an
+// order while its capture is at the provider (terminating does not stop
+// the activity in its worker), then runs repair. Voiding then would race
+// the capture; repair must refuse, say why, and leave the money and the
+// stock alone. When the capture lands, the shopper is charged once and
+// nothing was voided or released.
+func TestRepairRefusesWhileACaptureMayBeInFlight(t *testing.T) {
+	ctx := context.Background()
+	held := &heldCapture{reached: make(chan struct{}), release: make(chan struct{})}
+	s := startRepairSystem(t, func(p payment.Provider) payment.Provider { held.Provider = p; return held })
+	s.product(t, "REPAIR-1", 100, map[string]int{"east": 5})
+	n := newOrder(payment.TokenOK, order.Line{SKU: "REPAIR-1", Name: "x", Quantity: 2, UnitPriceCents: 100})
+	s.place(t, n, true)
+	select {
+	case <-held.reached:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the capture never reached the provider")
+	}
+	if err := s.client.TerminateWorkflow(ctx, order.WorkflowID(n.ID.String()), "", "operator mistake"); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testenv.Logger())
+	if !errors.Is(err, workers.ErrCaptureMayBeInFlight) {
+		t.Fatalf("repair during a capture: got %v, want a refusal because a capture may be in flight", err)
+	}
+	if !strings.Contains(err.Error(), "CapturePayment") || !strings.Contains(err.Error(), "run the repair again after") {
+		t.Errorf("the refusal does not say what is in flight and what to do: %v", err)
+	}
+	if state, _ := providerHold(t, s, n.ID); state != "AUTHORIZED" {
+		t.Errorf("the refused repair changed the provider's hold to %q", state)
+	}
+	if got := reservedUnits(t, s, "REPAIR-1"); got != 2 {
+		t.Errorf("the refused repair released stock: %d units reserved, want 2", got)
+	}
+
+	// The capture lands after all, as it would have.
+	close(held.release)
+	eventually(t, 30*time.Second, "the capture is recorded", func() bool { return paymentStatus(t, s, n.ID) == "CAPTURED" })
+	if _, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testenv.Logger()); err == nil {
+		t.Error("repair of a captured order was allowed")
+	}
+	if state, captures := providerHold(t, s, n.ID); state != "CAPTURED" || captures != 1 {
+		t.Errorf("provider hold %s with %d captures, want CAPTURED once", state, captures)
+	}
+	if got := reservedUnits(t, s, "REPAIR-1"); got != 2 {
+		t.Errorf("units of a paid order were released: %d reserved, want 2", got)
+	}
+}
+
+// voidsRefused is a provider that refuses every void for good, until an
+// operator fixes it: the saga's void fails and the order ends FAILED with
+// the money still held.
+type voidsRefused struct{ payment.Provider }
+
+func (voidsRefused) Void(context.Context, string) error {
+	return &payment.DeclineError{Code: "processor_error"}
+}
+
+// TestRepairVoidsTheLiveHoldOfAFailedOrder: a FAILED order whose void
+// never reached the provider still holds the shopper's money there; once
+// the cause is fixed, repair voids it at the configured provider (the one
+// whose ledger the payment worker writes), and running it again changes
+// nothing.
+func TestRepairVoidsTheLiveHoldOfAFailedOrder(t *testing.T) {
+	ctx := context.Background()
+	s := startRepairSystem(t, func(p payment.Provider) payment.Provider { return voidsRefused{p} })
+	s.product(t, "REPAIR-2", 100, map[string]int{"east": 5})
+	n := newOrder(payment.TokenCaptureFails, order.Line{SKU: "REPAIR-2", Name: "x", Quantity: 1, UnitPriceCents: 100})
+	s.place(t, n, true)
+	s.waitAllTerminal(t, time.Minute)
+	if got := s.status(t, n.ID); !strings.HasPrefix(got, "FAILED") {
+		t.Fatalf("setup: order ended %s, want FAILED", got)
+	}
+	if state, _ := providerHold(t, s, n.ID); state != "AUTHORIZED" {
+		t.Fatalf("setup: provider hold is %q, want a live AUTHORIZED hold", state)
+	}
+
+	rep, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testenv.Logger())
+	if err != nil {
+		t.Fatalf("repair: %v", err)
+	}
+	if !rep.Voided || !rep.Released || rep.MarkedFailed {
+		t.Errorf("report %+v: want voided and released, the order already FAILED", rep)
+	}
+	if state, _ := providerHold(t, s, n.ID); state != "VOIDED" {
+		t.Errorf("after repair the provider hold is %q, want VOIDED", state)
+	}
+	if got := paymentStatus(t, s, n.ID); got != "VOIDED" {
+		t.Errorf("payment is %s", got)
+	}
+	if _, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testenv.Logger()); err != nil {
+		t.Errorf("second repair: %v", err)
+	}
+	var voids int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM paysim.operations WHERE idempotency_key = $1 AND op = 'void' AND amount_cents > 0`, n.ID.String()).Scan(&voids); err != nil {
+		t.Fatal(err)
+	}
+	if voids != 1 {
+		t.Errorf("the provider let go of the hold %d times, want once", voids)
+	}
+	if got := reservedUnits(t, s, "REPAIR-2"); got != 0 {
+		t.Errorf("%d units still reserved", got)
+	}
+	if got := s.status(t, n.ID); !strings.HasPrefix(got, "FAILED") {
+		t.Errorf("order is %s after repair; it stays FAILED", got)
+	}
+}
