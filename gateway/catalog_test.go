@@ -198,6 +198,16 @@ func TestAdminInventory(t *testing.T) {
 	if r := s.do("DELETE", "/api/v1/products/WATCH-42", s.admin, nil); r.Status != 409 {
 		t.Errorf("delete while reserved: %d %s", r.Status, r.Body)
 	}
+	// PATCH active=false is a deactivation too: the same rule, so that no
+	// reserved unit is ever left on an inactive product.
+	if r := s.do("PATCH", "/api/v1/products/WATCH-42", s.admin, map[string]any{"active": false}); r.Status != 409 || r.errCode() != "conflict" {
+		t.Errorf("PATCH active=false while reserved: %d %s", r.Status, r.Body)
+	}
+	r = s.do("GET", "/api/v1/products/WATCH-42", "", nil)
+	r.json(t, &p)
+	if !p.Active {
+		t.Errorf("a refused deactivation deactivated the product: %s", r.Body)
+	}
 	if _, err := s.pool.Exec(context.Background(), `UPDATE catalog.stock SET reserved = 0 WHERE sku = 'WATCH-42'`); err != nil {
 		t.Fatal(err)
 	}

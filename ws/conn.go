@@ -52,7 +52,12 @@ type conn struct {
 	last map[uuid.UUID]int
 	// replaying holds live events of an order whose replay is running.
 	replaying map[uuid.UUID][]pending
-	orders    map[uuid.UUID]bool
+	// orders, all and mine are this connection's subscriptions, as the
+	// hub's maps hold them. deliver checks them under mu, because Dispatch
+	// may hand over an event it routed just before a subscription ended.
+	orders map[uuid.UUID]bool
+	all    bool
+	mine   bool
 	// finished remembers the final seq of recently finished orders that
 	// this connection follows only through a scope, so that last holds
 	// open orders only and a long-lived "all" connection stays small.
@@ -179,6 +184,7 @@ func (c *conn) handle(f frame) {
 	case f.Type == "subscribe" && f.OrderID != "":
 		c.subscribeOrder(f.OrderID, f.AfterSeq)
 	case f.Type == "subscribe" && f.Scope == "mine":
+		c.setScope(&c.mine, true)
 		c.hub.mu.Lock()
 		addTo(c.hub.byCustomer, c.claims.UserID, c)
 		c.hub.mu.Unlock()
@@ -187,6 +193,7 @@ func (c *conn) handle(f frame) {
 			c.error(apperr.Forbidden, "scope all is for admins")
 			return
 		}
+		c.setScope(&c.all, true)
 		c.hub.mu.Lock()
 		c.hub.all[c] = struct{}{}
 		c.hub.mu.Unlock()
@@ -210,6 +217,11 @@ func (c *conn) handle(f frame) {
 			delete(c.hub.all, c)
 		}
 		c.hub.mu.Unlock()
+		if f.Scope == "mine" {
+			c.setScope(&c.mine, false)
+		} else {
+			c.setScope(&c.all, false)
+		}
 	case f.Type == "subscribe" || f.Type == "unsubscribe":
 		c.error(apperr.InvalidArgument, `give an order_id, or a scope of "mine" or "all"`)
 	default:
@@ -217,10 +229,24 @@ func (c *conn) handle(f frame) {
 	}
 }
 
+func (c *conn) setScope(flag *bool, on bool) {
+	c.mu.Lock()
+	*flag = on
+	c.mu.Unlock()
+}
+
 // subscribeOrder subscribes to one order the client may see. With
 // after_seq, the events after it are replayed from the database first;
 // live events that arrive meanwhile are held and sent after the replay,
 // each once.
+//
+// If the replay fails, the subscription is dropped whole and the client is
+// told, with an error frame naming the order, to subscribe again with
+// after_seq. Sending the held live events instead would leave a gap before
+// them, and keeping the subscription would deliver later events after that
+// gap: either way the client would miss events without knowing. Dropped,
+// the client has seen a gapless prefix of the order's events and resumes
+// from its last seq.
 func (c *conn) subscribeOrder(raw string, afterSeq *int) {
 	id, err := uuid.Parse(raw)
 	if err != nil {
@@ -240,11 +266,18 @@ func (c *conn) subscribeOrder(raw string, afterSeq *int) {
 			return
 		}
 		if err != nil {
-			c.error(apperr.Unavailable, "could not check the order; retry")
+			c.log.Warn("owner check failed", zap.String("order_id", id.String()), zap.Error(err))
+			c.mu.Lock()
+			c.orderErrorLocked(apperr.Unavailable, id, "could not check the order: subscribe again with after_seq set to the last seq you received for this order")
+			c.mu.Unlock()
 			return
 		}
 	}
 	c.mu.Lock()
+	// What the scopes had delivered of this order, restored if the replay
+	// fails so that they go on as if this subscription never happened.
+	prevLast, hadLast := c.last[id]
+	prevFinished, hadFinished := c.finished.seq[id]
 	c.orders[id] = true
 	if afterSeq != nil {
 		c.replaying[id] = []pending{}
@@ -262,20 +295,43 @@ func (c *conn) subscribeOrder(raw string, afterSeq *int) {
 	}
 
 	events, err := c.hub.events.Events(ctx, id, *afterSeq)
+	if err != nil {
+		c.hub.mu.Lock()
+		removeFrom(c.hub.byOrder, id, c)
+		c.hub.mu.Unlock()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	held := c.replaying[id]
 	delete(c.replaying, id)
+	sort.SliceStable(held, func(i, j int) bool { return held[i].e.Seq < held[j].e.Seq })
 	if err != nil {
-		c.log.Warn("replay failed", zap.String("order_id", id.String()), zap.Error(err))
-		c.errorLocked(apperr.Unavailable, "could not replay the order's events; subscribe again")
+		c.log.Warn("replay failed; the subscription is dropped and the client told to subscribe again",
+			zap.String("order_id", id.String()), zap.Int("after_seq", *afterSeq), zap.Error(err))
+		delete(c.orders, id)
+		delete(c.last, id)
+		if hadLast {
+			c.last[id] = prevLast
+		}
+		if hadFinished {
+			c.finished.seq[id] = prevFinished
+		}
+		// The error frame goes first: after it, only what a scope of this
+		// connection covers arrives, as it would have without this
+		// subscription.
+		c.orderErrorLocked(apperr.Unavailable, id,
+			"could not replay the order's events, and the subscription is dropped: subscribe again with after_seq set to the last seq you received for this order")
+		for _, p := range held {
+			if c.wantsLocked(p.e) {
+				c.emitLocked(p.e, p.data)
+			}
+		}
 		return
 	}
 	for _, e := range events {
 		data, _ := json.Marshal(e)
 		c.emitLocked(e, data)
 	}
-	sort.SliceStable(held, func(i, j int) bool { return held[i].e.Seq < held[j].e.Seq })
 	for _, p := range held {
 		c.emitLocked(p.e, p.data)
 	}
@@ -288,7 +344,15 @@ func (c *conn) deliver(e orderstore.Event, data []byte) {
 		c.replaying[e.OrderID] = append(held, pending{e, data})
 		return
 	}
+	if !c.wantsLocked(e) {
+		return // routed just before its subscription ended
+	}
 	c.emitLocked(e, data)
+}
+
+// wantsLocked says whether a subscription of this connection covers e.
+func (c *conn) wantsLocked(e orderstore.Event) bool {
+	return c.all || c.orders[e.OrderID] || (c.mine && e.CustomerID == c.claims.UserID)
 }
 
 // emitLocked queues an event unless this connection already had it.
@@ -333,6 +397,14 @@ func (c *conn) error(code, msg string) {
 
 func (c *conn) errorLocked(code, msg string) {
 	data, _ := json.Marshal(map[string]string{"type": "error", "code": code, "message": msg})
+	c.queueLocked(data)
+}
+
+// orderErrorLocked is an error frame about one order's subscription; it
+// names the order so that a client following several knows which one to
+// subscribe to again.
+func (c *conn) orderErrorLocked(code string, id uuid.UUID, msg string) {
+	data, _ := json.Marshal(map[string]string{"type": "error", "code": code, "message": msg, "order_id": id.String()})
 	c.queueLocked(data)
 }
 

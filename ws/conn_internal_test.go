@@ -3,6 +3,8 @@ package ws
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/google/uuid"
@@ -17,7 +19,7 @@ import (
 // ones, and still drops a late duplicate of a recently finished order.
 func TestScopeConnectionMemoryIsBounded(t *testing.T) {
 	h := New(nil, nil, Settings{SendBuffer: 1 << 20}, nil, testenv.Logger())
-	c := &conn{hub: h, send: make(chan []byte, 1<<20), closing: make(chan struct{}),
+	c := &conn{hub: h, send: make(chan []byte, 1<<20), closing: make(chan struct{}), all: true,
 		last: map[uuid.UUID]int{}, replaying: map[uuid.UUID][]pending{}, orders: map[uuid.UUID]bool{}, log: testenv.Logger()}
 	event := func(id uuid.UUID, seq int, status string) {
 		e := orderstore.Complete(orderstore.Event{OrderID: id, Seq: seq, Status: status})
@@ -70,7 +72,7 @@ func TestExplicitReplayOfAFinishedOrder(t *testing.T) {
 		history = append(history, orderstore.Complete(orderstore.Event{OrderID: id, Seq: seq + 1, Status: st}))
 	}
 	h := New(fakeEvents{history}, nil, Settings{}, nil, testenv.Logger())
-	c := &conn{hub: h, send: make(chan []byte, 64), closing: make(chan struct{}), claims: authn.Claims{Role: "admin"},
+	c := &conn{hub: h, send: make(chan []byte, 64), closing: make(chan struct{}), claims: authn.Claims{Role: "admin"}, all: true,
 		last: map[uuid.UUID]int{}, replaying: map[uuid.UUID][]pending{}, orders: map[uuid.UUID]bool{}, log: testenv.Logger()}
 	for _, e := range history {
 		data, _ := json.Marshal(e)
@@ -83,5 +85,58 @@ func TestExplicitReplayOfAFinishedOrder(t *testing.T) {
 	c.subscribeOrder(id.String(), &zero)
 	if len(c.send) != 4 {
 		t.Errorf("replay after a scope had the order: %d events, want 4", len(c.send))
+	}
+}
+
+// failingEvents fails every replay, after running during (a live event
+// arriving while the replay runs).
+type failingEvents struct{ during func() }
+
+func (f failingEvents) Events(context.Context, uuid.UUID, int) ([]orderstore.Event, error) {
+	f.during()
+	return nil, errors.New("the database went away")
+}
+func (f failingEvents) Owner(context.Context, uuid.UUID) (uuid.UUID, error) { return uuid.Nil, nil }
+func (f failingEvents) Ping(context.Context) error                          { return nil }
+
+// TestFailedReplayLeavesScopesWhole: a connection following "all" asks for
+// an order's replay, which fails while a live event of that order arrives.
+// The client gets the error frame, and the live event still, as "all"
+// delivers it without the order subscription; nothing is delivered twice,
+// and later events come through the scope alone.
+func TestFailedReplayLeavesScopesWhole(t *testing.T) {
+	id := uuid.New()
+	ev := func(seq int, status string) (orderstore.Event, []byte) {
+		e := orderstore.Complete(orderstore.Event{OrderID: id, Seq: seq, Status: status})
+		data, _ := json.Marshal(e)
+		return e, data
+	}
+	var c *conn
+	h := New(failingEvents{during: func() { c.deliver(ev(3, "AUTHORIZED")) }}, nil, Settings{}, nil, testenv.Logger())
+	c = &conn{hub: h, send: make(chan []byte, 64), closing: make(chan struct{}), claims: authn.Claims{Role: "admin"}, all: true,
+		last: map[uuid.UUID]int{}, replaying: map[uuid.UUID][]pending{}, orders: map[uuid.UUID]bool{}, log: testenv.Logger()}
+	h.all[c] = struct{}{}
+	c.deliver(ev(2, "RESERVED")) // what "all" delivered before
+	<-c.send
+
+	zero := 0
+	c.subscribeOrder(id.String(), &zero)
+	c.deliver(ev(3, "AUTHORIZED")) // Kafka repeats it
+	c.deliver(ev(4, "CONFIRMED"))
+	var got []string
+	for len(c.send) > 0 {
+		var m map[string]any
+		_ = json.Unmarshal(<-c.send, &m)
+		if m["type"] == "error" {
+			got = append(got, fmt.Sprintf("error:%v:%v", m["code"], m["order_id"] == id.String()))
+			continue
+		}
+		got = append(got, fmt.Sprintf("%v:%v", m["seq"], m["status"]))
+	}
+	if want := "[error:unavailable:true 3:AUTHORIZED 4:CONFIRMED]"; fmt.Sprint(got) != want {
+		t.Errorf("the client received %v, want %s", got, want)
+	}
+	if s := h.Stats(); s.OrderSubs != 0 {
+		t.Errorf("the failed subscription is still routed: %+v", s)
 	}
 }

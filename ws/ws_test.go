@@ -53,6 +53,7 @@ func (c *client) send(v any) {
 type message struct {
 	Type    string `json:"type"`
 	Code    string `json:"code"`
+	Message string `json:"message"`
 	EventID string `json:"event_id"`
 	OrderID string `json:"order_id"`
 	Seq     int    `json:"seq"`

@@ -3,10 +3,23 @@
 //
 // Each call is one Postgres transaction and idempotent by order id: the
 // catalog.reservations row of an order says what was done, so a repeated
-// call returns the first outcome and changes nothing. Stock rows are
-// locked in (sku, warehouse) order in every transaction, so concurrent
-// reservations cannot deadlock, and every update is conditional, so no
-// interleaving can oversell.
+// call returns the first outcome and changes nothing. Every update is
+// conditional, so no interleaving can oversell.
+//
+// Lock order. Every transaction that writes the catalog (these activities
+// and package internal/catalog) locks rows in one global order: sku by sku
+// in byte order, and for each sku its products row first, then its stock
+// rows in warehouse byte order. Byte order is Go's string comparison and
+// COLLATE "C" in SQL, so Go and the database agree whatever the database's
+// collation. A transaction that only ever waits for rows later in that
+// order cannot be part of a deadlock.
+//
+// Deactivated products are not sold: ReserveStock holds each line's
+// products row in SHARE mode and refuses an inactive product as out of
+// stock, and deactivation (which takes the products row FOR UPDATE) is
+// refused while any unit is reserved. So an order accepted before its
+// product was deactivated ends REJECTED(out_of_stock) unless it already
+// holds its units, in which case it completes normally.
 package inventory
 
 import (
@@ -110,12 +123,25 @@ func (a *Activities) ReserveStock(ctx context.Context, req order.StockRequest) (
 	return res, nil
 }
 
-// reserveLine locks the sku's stock rows and holds l.Quantity units across
-// warehouses: from one warehouse when one can fill the line (the one with
-// the most available), else split, most available first. It returns the
-// shortfall instead when the sku cannot fill the line.
+// reserveLine locks the sku's products row, then its stock rows, and holds
+// l.Quantity units across warehouses: from one warehouse when one can fill
+// the line (the one with the most available), else split, most available
+// first. It returns the shortfall instead when the sku cannot fill the
+// line, and an inactive (or unknown) product has nothing available.
 func reserveLine(ctx context.Context, tx pgx.Tx, id uuid.UUID, l order.StockLine) ([]order.Allocation, *order.OutOfStockDetails, error) {
-	rows, err := tx.Query(ctx, `SELECT warehouse, on_hand - reserved FROM catalog.stock WHERE sku = $1 ORDER BY warehouse FOR UPDATE`, l.SKU)
+	// SHARE conflicts with every lock that changes the products row, so a
+	// deactivation either committed before this (and active reads false:
+	// after waiting, READ COMMITTED reads the newest row version) or waits
+	// until this transaction ends and then sees the reserved units.
+	var active bool
+	err := tx.QueryRow(ctx, `SELECT active FROM catalog.products WHERE sku = $1 FOR SHARE`, l.SKU).Scan(&active)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil, fmt.Errorf("lock product %s: %w", l.SKU, err)
+	}
+	if !active {
+		return nil, &order.OutOfStockDetails{SKU: l.SKU, Requested: l.Quantity, Available: 0}, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT warehouse, on_hand - reserved FROM catalog.stock WHERE sku = $1 ORDER BY warehouse COLLATE "C" FOR UPDATE`, l.SKU)
 	if err != nil {
 		return nil, nil, fmt.Errorf("lock stock of %s: %w", l.SKU, err)
 	}
@@ -230,7 +256,9 @@ func (a *Activities) settle(ctx context.Context, req order.StockRequest, to, kin
 					fmt.Sprintf("cannot %s stock of an order whose reservation is %s", kind, status), order.ErrReservationReleased, nil)
 			}
 		}
-		rows, err := tx.Query(ctx, `SELECT sku, warehouse, quantity FROM catalog.reservation_lines WHERE order_id = $1 ORDER BY sku, warehouse`, id)
+		// The updates below lock stock rows in this order: byte order, the
+		// global lock order (see the package comment).
+		rows, err := tx.Query(ctx, `SELECT sku, warehouse, quantity FROM catalog.reservation_lines WHERE order_id = $1 ORDER BY sku COLLATE "C", warehouse COLLATE "C"`, id)
 		if err != nil {
 			return err
 		}
@@ -286,7 +314,7 @@ func previousReservation(ctx context.Context, tx pgx.Tx, id uuid.UUID) (order.Re
 	case "RELEASED":
 		return order.Reservation{}, temporal.NewNonRetryableApplicationError("the order's stock was released; it cannot be reserved again", order.ErrReservationReleased, nil), nil
 	}
-	rows, err := tx.Query(ctx, `SELECT sku, warehouse, quantity FROM catalog.reservation_lines WHERE order_id = $1 ORDER BY sku, warehouse`, id)
+	rows, err := tx.Query(ctx, `SELECT sku, warehouse, quantity FROM catalog.reservation_lines WHERE order_id = $1 ORDER BY sku COLLATE "C", warehouse COLLATE "C"`, id)
 	if err != nil {
 		return order.Reservation{}, nil, err
 	}
@@ -318,7 +346,8 @@ func orderID(s string) (uuid.UUID, error) {
 	return id, nil
 }
 
-// sortedLines validates the lines and orders them by sku, the lock order.
+// sortedLines validates the lines and orders them by sku in byte order,
+// the lock order (COLLATE "C" on the SQL side).
 func sortedLines(in []order.StockLine) ([]order.StockLine, error) {
 	if len(in) == 0 {
 		return nil, temporal.NewNonRetryableApplicationError("no lines to reserve", order.ErrInvalidRequest, nil)

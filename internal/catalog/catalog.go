@@ -1,6 +1,17 @@
 // Package catalog reads and writes the catalog schema for the gateway:
 // products, their stock per warehouse, and admin stock adjustments, each
 // written to the stock_movements ledger in the same transaction.
+//
+// Lock order: like the inventory activities (activities/inventory), every
+// transaction here locks a sku's products row before its stock rows, stock
+// rows in warehouse byte order (COLLATE "C"), and skus in byte order, so
+// that no admin change can deadlock with a reservation.
+//
+// Deactivation: a product is deactivated (DELETE, or PATCH active=false)
+// only while none of its units are reserved, and it takes the products row
+// FOR UPDATE, which waits for any reservation of the sku in progress (those
+// hold the row in SHARE mode). Reservations refuse an inactive product as
+// out of stock. So no unit is ever reserved on an inactive product.
 package catalog
 
 import (
@@ -237,10 +248,16 @@ type Patch struct {
 	Active      *bool
 }
 
-// Update applies p to the product sku.
+// Update applies p to the product sku. Setting Active to false is a
+// deactivation, refused like Deactivate while units are reserved.
 func (s *Store) Update(ctx context.Context, sku string, p Patch) (Product, error) {
 	var out Product
 	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		if p.Active != nil && !*p.Active {
+			if err := lockForDeactivation(ctx, tx, sku); err != nil {
+				return err
+			}
+		}
 		tag, err := tx.Exec(ctx, `UPDATE catalog.products SET
 			name = coalesce($2, name), brand = coalesce($3, brand), description = coalesce($4, description),
 			price_cents = coalesce($5, price_cents), active = coalesce($6, active), updated_at = now()
@@ -257,27 +274,46 @@ func (s *Store) Update(ctx context.Context, sku string, p Patch) (Product, error
 	return out, err
 }
 
-// Deactivate hides a product from the catalogue; it stays for the order
-// history. While any of its units are reserved it is a Conflict.
+// Deactivate hides a product from the catalogue and stops its sale; it
+// stays for the order history. While any of its units are reserved it is a
+// Conflict: the orders holding them complete normally, and orders that
+// reserve after it are refused as out of stock.
 func (s *Store) Deactivate(ctx context.Context, sku string) error {
 	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT true FROM catalog.products WHERE sku = $1 FOR UPDATE`, sku).Scan(&exists); errors.Is(err, pgx.ErrNoRows) {
-			return apperr.New(apperr.NotFound, "product %s not found", sku)
-		} else if err != nil {
-			return fmt.Errorf("deactivate product: %w", err)
+		if err := lockForDeactivation(ctx, tx, sku); err != nil {
+			return err
 		}
-		// Lock the stock rows too: a reservation cannot slip in between.
-		var reserved int
-		if err := tx.QueryRow(ctx, `SELECT coalesce(sum(reserved), 0) FROM (SELECT reserved FROM catalog.stock WHERE sku = $1 FOR UPDATE) s`, sku).Scan(&reserved); err != nil {
-			return fmt.Errorf("deactivate product: %w", err)
+		if _, err := tx.Exec(ctx, `UPDATE catalog.products SET active = false, updated_at = now() WHERE sku = $1`, sku); err != nil {
+			return fmt.Errorf("deactivate product %s: %w", sku, err)
 		}
-		if reserved > 0 {
-			return apperr.New(apperr.Conflict, "product %s has %d units reserved by open orders", sku, reserved)
-		}
-		_, err := tx.Exec(ctx, `UPDATE catalog.products SET active = false, updated_at = now() WHERE sku = $1`, sku)
-		return err
+		return nil
 	})
+}
+
+// lockForDeactivation locks the products row of sku, then its stock rows,
+// in the global lock order, and refuses while units are reserved. FOR
+// UPDATE on the products row waits for every reservation of the sku in
+// progress (they hold it in SHARE mode), so the sum below, read after
+// them, counts their units.
+func lockForDeactivation(ctx context.Context, tx pgx.Tx, sku string) error {
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT true FROM catalog.products WHERE sku = $1 FOR UPDATE`, sku).Scan(&exists); errors.Is(err, pgx.ErrNoRows) {
+		return apperr.New(apperr.NotFound, "product %s not found", sku)
+	} else if err != nil {
+		return fmt.Errorf("deactivate product %s: lock product: %w", sku, err)
+	}
+	// The stock rows are locked too, in byte order of warehouse (the
+	// order every transaction uses), so that a commit or release of
+	// the sku in flight is counted as well.
+	var reserved int
+	if err := tx.QueryRow(ctx, `SELECT coalesce(sum(reserved), 0) FROM (
+			SELECT reserved FROM catalog.stock WHERE sku = $1 ORDER BY warehouse COLLATE "C" FOR UPDATE) s`, sku).Scan(&reserved); err != nil {
+		return fmt.Errorf("deactivate product %s: lock stock: %w", sku, err)
+	}
+	if reserved > 0 {
+		return apperr.New(apperr.Conflict, "product %s has %d units reserved by open orders", sku, reserved)
+	}
+	return nil
 }
 
 // AdjustStock changes on_hand of sku in warehouse by delta (a new warehouse

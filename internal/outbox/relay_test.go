@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,7 +16,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ordersaga/ordersaga/internal/kafkabroker"
-	"github.com/ordersaga/ordersaga/internal/kafkaclient"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/ports"
 	"github.com/ordersaga/ordersaga/internal/testenv"
@@ -53,16 +53,72 @@ type relayUnderTest struct {
 	relay *Relay
 	reg   *prometheus.Registry
 	stop  func()
+	// acks are the moments the broker acknowledged this relay's records.
+	acks *ackLog
+}
+
+// ackLog records when the broker acknowledged each record of a producer.
+type ackLog struct {
+	mu    sync.Mutex
+	times []time.Time
+}
+
+// OnProduceRecordUnbuffered implements kgo.HookProduceRecordUnbuffered.
+func (a *ackLog) OnProduceRecordUnbuffered(_ *kgo.Record, err error) {
+	if err != nil {
+		return
+	}
+	a.mu.Lock()
+	a.times = append(a.times, time.Now())
+	a.mu.Unlock()
+}
+
+// span returns the first and last acknowledgement and their count.
+func (a *ackLog) span() (first, last time.Time, n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, at := range a.times {
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+		if at.After(last) {
+			last = at
+		}
+	}
+	return first, last, len(a.times)
+}
+
+// testOptions are the relay options of these tests: short timings, so that
+// a lost session is noticed and replaced in about a second.
+func testOptions(topic string, o Options) Options {
+	o.Topic, o.Partitions = topic, 3
+	if o.BatchSize == 0 {
+		o.BatchSize = 25
+	}
+	o.Idle, o.Standby = 200*time.Millisecond, 100*time.Millisecond
+	o.CheckInterval, o.CheckTimeout = 200*time.Millisecond, 500*time.Millisecond
+	if o.SessionTimeout == 0 {
+		o.SessionTimeout = 3 * time.Second
+	}
+	return o
 }
 
 func startRelay(t *testing.T, pool *pgxpool.Pool, brokers []string, topic string, afterAck func() error) *relayUnderTest {
 	t.Helper()
-	prod, err := kafkaclient.Producer(brokers, topic, 2*time.Second, testenv.Logger())
+	return startRelayWith(t, pool, brokers, afterAck, testOptions(topic, Options{}))
+}
+
+func startRelayWith(t *testing.T, pool *pgxpool.Pool, brokers []string, afterAck func() error, opts Options) *relayUnderTest {
+	t.Helper()
+	// kafkaclient.Producer's settings, plus a hook that logs acknowledgements.
+	acks := &ackLog{}
+	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(opts.Topic),
+		kgo.RecordDeliveryTimeout(2*time.Second), kgo.ProducerLinger(2*time.Millisecond), kgo.WithHooks(acks))
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	r := New(pool, prod, Options{Topic: topic, Partitions: 3, BatchSize: 25, Idle: 200 * time.Millisecond, Standby: 100 * time.Millisecond}, reg, testenv.Logger())
+	r := New(pool, prod, opts, reg, testenv.Logger())
 	r.afterAck = afterAck
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -78,7 +134,7 @@ func startRelay(t *testing.T, pool *pgxpool.Pool, brokers []string, topic string
 		prod.Close()
 	}
 	t.Cleanup(stop)
-	return &relayUnderTest{relay: r, reg: reg, stop: stop}
+	return &relayUnderTest{relay: r, reg: reg, stop: stop, acks: acks}
 }
 
 // consumeAll reads topic from the start until want distinct event ids arrived.
