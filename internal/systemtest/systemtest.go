@@ -114,7 +114,7 @@ func Start(t testing.TB, opt Options) *System {
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay := outbox.New(pool, producer, outbox.Options{Topic: topic, Partitions: 3, Idle: 200 * time.Millisecond}, prometheus.NewRegistry(), log)
+	relay := outbox.New(pool, producer, outbox.Options{Topic: topic, Partitions: 3, Idle: 200 * time.Millisecond, CheckInterval: 200 * time.Millisecond, CheckTimeout: 500 * time.Millisecond}, prometheus.NewRegistry(), log)
 	relayDone := make(chan struct{})
 	go func() { _ = relay.Run(ctx); close(relayDone) }()
 
