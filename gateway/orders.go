@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -82,8 +83,9 @@ func truncate(s string, n int) string {
 
 func (s *Server) createOrder(c *gin.Context) {
 	key := c.GetHeader("Idempotency-Key")
-	if len(key) > 255 {
-		s.fail(c, apperr.Invalid("Idempotency-Key", "Idempotency-Key is at most 255 characters"))
+	if len(key) > 255 || !utf8.ValidString(key) || strings.ContainsRune(key, 0) {
+		// The key reaches PostgreSQL, which refuses invalid UTF-8 and NUL.
+		s.fail(c, apperr.Invalid("Idempotency-Key", "Idempotency-Key is at most 255 characters of valid UTF-8 without NUL"))
 		return
 	}
 	var req createOrderRequest

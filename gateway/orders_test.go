@@ -234,6 +234,7 @@ func TestOrderValidationWritesNothing(t *testing.T) {
 		{"inactive sku", `{"items":[{"sku":"OLD-1","quantity":1}],"payment_method":"tok_ok"}`, "inactive_sku", "", 422, ""},
 		{"bad JSON", `{"items":`, "invalid_json", "", 400, ""},
 		{"key too long", `{"items":[{"sku":"WATCH-42","quantity":1}],"payment_method":"tok_ok"}`, "invalid_argument", "Idempotency-Key", 400, strings.Repeat("k", 256)},
+		{"key not UTF-8", `{"items":[{"sku":"WATCH-42","quantity":1}],"payment_method":"tok_ok"}`, "invalid_argument", "Idempotency-Key", 400, "k\xffk"},
 	} {
 		var hdr []string
 		if tc.key != "" {

@@ -191,10 +191,14 @@ func (s *Starter) prune(seen map[string]bool) {
 }
 
 // temporalDown reports whether a failed start says that Temporal cannot
-// serve now (unreachable, overloaded, too slow, the namespace unusable),
-// rather than that it refused this one order (an invalid argument, a
-// payload over a size limit, an encoding failure): the first stops a
-// pass, the second skips the order.
+// serve now, rather than that it refused this one order. Only a refusal
+// that names the request (an invalid argument, a payload over a size
+// limit, a failed precondition) or a failure before anything was sent (the
+// order's input could not be encoded) is the order's own: it is skipped.
+// Every other answer of the server (unavailable, internal, overloaded,
+// namespace trouble) and every timeout is the server's state, which stops
+// the pass, so that an incident does not push each order into its own
+// backoff.
 func temporalDown(err error) bool {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return true
@@ -206,16 +210,16 @@ func temporalDown(err error) bool {
 		return exhausted.Cause != enumspb.RESOURCE_EXHAUSTED_CAUSE_UNSPECIFIED
 	}
 	var (
-		unavailable   *serviceerror.Unavailable
-		nsUnavailable *serviceerror.NamespaceUnavailable
-		deadline      *serviceerror.DeadlineExceeded
-		canceled      *serviceerror.Canceled
-		nsNotFound    *serviceerror.NamespaceNotFound
-		nsNotActive   *serviceerror.NamespaceNotActive
-		nsInvalid     *serviceerror.NamespaceInvalidState
-		denied        *serviceerror.PermissionDenied
+		invalid      *serviceerror.InvalidArgument
+		precondition *serviceerror.FailedPrecondition
+		svc          serviceerror.ServiceError
 	)
-	return errors.As(err, &unavailable) || errors.As(err, &nsUnavailable) || errors.As(err, &deadline) ||
-		errors.As(err, &canceled) || errors.As(err, &nsNotFound) || errors.As(err, &nsNotActive) ||
-		errors.As(err, &nsInvalid) || errors.As(err, &denied)
+	switch {
+	case errors.As(err, &invalid), errors.As(err, &precondition):
+		return false
+	case errors.As(err, &svc):
+		return true
+	}
+	// Not an answer of the server: the client failed before sending.
+	return false
 }

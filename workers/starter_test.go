@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -255,5 +256,28 @@ func TestStarterWaitsOutATemporalOutage(t *testing.T) {
 	}
 	if got := f.refusals(t); got != 0 {
 		t.Errorf("%d refusals", got)
+	}
+}
+
+// An incident of the server stops a pass; only a refusal of the order's
+// own request skips it.
+func TestTemporalDownClassifiesStartErrors(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		down bool
+	}{
+		{serviceerror.NewUnavailable("connection refused"), true},
+		{serviceerror.NewInternal("persistence failure"), true},
+		{serviceerror.NewNamespaceNotFound("orders"), true},
+		{&serviceerror.ResourceExhausted{Cause: enumspb.RESOURCE_EXHAUSTED_CAUSE_RPS_LIMIT, Message: "slow down"}, true},
+		{fmt.Errorf("start: %w", context.DeadlineExceeded), true},
+		{serviceerror.NewInvalidArgument("Blob data size exceeds limit."), false},
+		{serviceerror.NewFailedPrecondition("bad"), false},
+		{&serviceerror.ResourceExhausted{Message: "grpc: received message larger than max"}, false},
+		{errors.New("payload encoding failed"), false},
+	} {
+		if got := temporalDown(fmt.Errorf("start workflow: %w", tc.err)); got != tc.down {
+			t.Errorf("temporalDown(%v) = %v, want %v", tc.err, got, tc.down)
+		}
 	}
 }

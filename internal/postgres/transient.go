@@ -24,7 +24,10 @@ import (
 // no retry fixes.
 //
 // This is the one place that answers the question "is this database error
-// an outage?"; the gateway, the starter, activities and the relay ask it.
+// an outage?"; the gateway (503 or 500) and the starter (warn and retry)
+// ask it. Activities need not: Temporal retries every error they return
+// that is not a business failure, which is right for an outage and, for a
+// defect, ends at the step's or the undo's bound.
 func Transient(err error) bool {
 	if err == nil {
 		return false

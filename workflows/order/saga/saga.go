@@ -21,11 +21,17 @@ import (
 // recordAttemptBudget bounds one run of the RecordStatus local activity
 // (its retries included). The SDK would otherwise take the 10 s
 // start-to-close as the whole budget, and a short database stall would end
-// the workflow. Past this budget the saga waits recordPause and runs it
-// again: a transition is recorded however long the database takes.
+// the workflow. Past this budget the saga sleeps, from recordPause doubling
+// up to recordMaxPause, and runs it again: a transition is recorded however
+// long the database takes. Each retry of the local activity past the
+// workflow-task timeout costs a timer and a marker in the history, so a
+// long outage is waited out mostly in the sleeps (a few events each): with
+// these figures the history grows by some 100 events an hour, and holds
+// weeks of outage within Temporal's 51,200-event limit.
 const (
-	recordAttemptBudget = time.Hour
+	recordAttemptBudget = 2 * time.Minute
 	recordPause         = time.Minute
+	recordMaxPause      = 15 * time.Minute
 )
 
 // versionRecordForever marks the change from "a transition that cannot be
@@ -354,6 +360,7 @@ func (s *saga) transition(ctx workflow.Context, status order.Status, reason orde
 		StartToCloseTimeout:    10 * time.Second,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second},
 	})
+	pause := recordPause
 	for {
 		err := workflow.ExecuteLocalActivity(lctx, order.ActivityRecordStatus, rec).Get(lctx, nil)
 		if err == nil {
@@ -365,8 +372,12 @@ func (s *saga) transition(ctx workflow.Context, status order.Status, reason orde
 		}
 		// Until the database answers: a transition is never dropped, and
 		// the workflow never fails for want of a database.
-		s.log.Error("could not record the transition; will retry", "status", string(status), "seq", rec.Seq, "error", err)
-		_ = workflow.Sleep(dctx, recordPause)
+		s.log.Error("could not record the transition; will retry", "status", string(status), "seq", rec.Seq, "error", err, "retry_in", pause)
+		// Operators see the wait in the UI's current details (served by
+		// query: no history event).
+		workflow.SetCurrentDetails(ctx, s.details()+fmt.Sprintf("\n\n**Waiting to record %s**: the orders database does not answer (%v); retrying every %s.", status, err, pause))
+		_ = workflow.Sleep(dctx, pause)
+		pause = min(2*pause, recordMaxPause)
 	}
 	s.view.Seq, s.view.Status, s.view.Reason = rec.Seq, status, reason
 	if err := workflow.UpsertTypedSearchAttributes(ctx, order.SearchStatus.ValueSet(string(status))); err != nil {
