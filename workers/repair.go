@@ -95,6 +95,11 @@ func Repair(ctx context.Context, id uuid.UUID, orders *orderstore.Store, catalog
 	if o.Status == string(order.Confirmed) {
 		return rep, errors.New("the order is CONFIRMED: nothing to undo (a refund is another process)")
 	}
+	if rep.Workflow == "none" && o.Status == string(order.Pending) {
+		// The order worker's starter runs exactly these orders; a repair
+		// racing it would write the same seq as the saga.
+		return rep, errors.New("the order is PENDING and its workflow was never started: the order worker's starter will run it; to stop it, cancel it through the API")
+	}
 	pay := payment.New(payments, payment.NewProvider(payments), log)
 	rec, err := pay.Lookup(ctx, id)
 	if err != nil {

@@ -205,3 +205,18 @@ func TestRepairVoidsTheLiveHoldOfAFailedOrder(t *testing.T) {
 		t.Errorf("order is %s after repair; it stays FAILED", got)
 	}
 }
+
+// A PENDING order whose workflow was never started belongs to the starter:
+// a repair racing it would write the saga's next seq itself.
+func TestRepairLeavesANeverStartedOrderToTheStarter(t *testing.T) {
+	s := startSystem(t)
+	s.product(t, "REPAIR-3", 100, map[string]int{"east": 5})
+	n := newOrder(payment.TokenOK, order.Line{SKU: "REPAIR-3", Name: "x", Quantity: 1, UnitPriceCents: 100})
+	s.place(t, n, false)
+	if _, err := workers.Repair(context.Background(), n.ID, s.store, s.pool, s.pool, s.client, testenv.Logger()); err == nil || !strings.Contains(err.Error(), "starter") {
+		t.Fatalf("repair of a never-started order: %v, want a refusal naming the starter", err)
+	}
+	if got := s.status(t, n.ID); got != "PENDING" {
+		t.Errorf("order is %s after the refused repair", got)
+	}
+}
