@@ -49,6 +49,9 @@ func (j *judge) accepted() {
 			}
 			j.add(InvAccepted, id, "workflow ended %s (order is %s)%s", wf.Status, o.Status, msg)
 		}
+		if n := len(wf.TaskFailures); n > 0 {
+			j.add(InvAccepted, id, "%d workflow task(s) of order-%s failed in the workflow's code: %s", n, id, wf.TaskFailures[0])
+		}
 		if wf.Runs > 1 {
 			j.add(InvAccepted, id, "workflow order-%s ran %d times: an order runs once", id, wf.Runs)
 		}

@@ -108,6 +108,9 @@ func TestCheckCatchesEachViolation(t *testing.T) {
 		{"workflow terminated", func(f *Facts) { f.State.Workflows[orderB] = Workflow{Status: "Terminated", Runs: 1} }, InvAccepted, 1, "ended Terminated"},
 		{"workflow running for a terminal order", func(f *Facts) { f.State.Workflows[orderA] = Workflow{Status: "Running", Runs: 1} }, InvAccepted, 0, "still Running"},
 		{"no workflow", func(f *Facts) { delete(f.State.Workflows, orderA) }, InvAccepted, 0, "no workflow"},
+		{"workflow task panicked", func(f *Facts) {
+			f.State.Workflows[orderA] = Workflow{Status: "Completed", Runs: 1, TaskFailures: []string{"WorkflowWorkerUnhandledFailure: runtime error: invalid memory address or nil pointer dereference"}}
+		}, InvAccepted, 0, "failed in the workflow's code"},
 		{"workflow ran twice", func(f *Facts) { f.State.Workflows[orderA] = Workflow{Status: "Completed", Runs: 2} }, InvAccepted, 0, "ran 2 times"},
 		{"Temporal unreadable", func(f *Facts) { f.State.WorkflowsUnreadable = "connection refused" }, InvAccepted, WholeRun, "could not list"},
 

@@ -198,6 +198,14 @@ func CollectWorkflows(ctx context.Context, c client.Client, namespace string, or
 	}
 	for _, id := range orderIDs {
 		w, listed := out[id]
+		if listed {
+			failures, err := taskFailures(ctx, c, "order-"+id)
+			if err != nil {
+				return nil, err
+			}
+			w.TaskFailures = failures
+			out[id] = w
+		}
 		if listed && w.Status == "Completed" {
 			continue
 		}
@@ -234,4 +242,35 @@ func failureOf(ctx context.Context, c client.Client, workflowID string) string {
 		}
 	}
 	return ""
+}
+
+// taskFailures reads a workflow's history for workflow tasks that failed
+// in the workflow's own code: a panic (such as a handler that ran before
+// what it uses was set) or nondeterminism. Other causes (a worker that
+// reset its sticky cache, an update racing a task) are the SDK's routine.
+func taskFailures(ctx context.Context, c client.Client, workflowID string) ([]string, error) {
+	var out []string
+	it := c.GetWorkflowHistory(ctx, workflowID, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return nil, fmt.Errorf("read the history of %s: %w", workflowID, err)
+		}
+		a := ev.GetWorkflowTaskFailedEventAttributes()
+		if a == nil {
+			continue
+		}
+		switch a.GetCause() {
+		case enums.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE, enums.WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR:
+			out = append(out, a.GetCause().String()+": "+firstLine(a.GetFailure().GetMessage()))
+		}
+	}
+	return out, nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
 }

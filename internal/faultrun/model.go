@@ -226,6 +226,11 @@ type Workflow struct {
 	// Runs counts the executions with the order's workflow id: an order
 	// runs once, so more than one means it was started again.
 	Runs int
+	// TaskFailures are the workflow tasks that failed in the workflow's
+	// code (a panic, or a history its code no longer replays): each is a
+	// defect even when the workflow completes in the end, since the order
+	// stood still while Temporal retried the task.
+	TaskFailures []string
 }
 
 // terminal are the statuses no transition leaves.
