@@ -5,7 +5,7 @@ TEMPORAL := $(BIN)/temporal
 # Integration tests start real servers per package; two at a time fit 2 cores.
 TESTFLAGS ?= -count=1 -p 2 -timeout 14m
 
-.PHONY: dev test lint build tools fmtcheck vet bench load histories clean-data faults
+.PHONY: dev test lint build tools fmtcheck vet spectral bench load histories clean-data faults
 
 build:
 	$(GO) build -o $(BIN)/ordersaga ./cmd/ordersaga
@@ -18,7 +18,7 @@ $(TEMPORAL): tools/go.mod tools/go.sum
 dev: build tools
 	TEMPORAL_CLI=$(CURDIR)/$(TEMPORAL) $(BIN)/ordersaga dev
 
-test: tools fmtcheck vet
+test: tools fmtcheck vet spectral
 	$(GO) test $(TESTFLAGS) ./...
 
 fmtcheck:
@@ -28,8 +28,15 @@ fmtcheck:
 vet:
 	$(GO) vet ./...
 
-lint: fmtcheck vet
+lint: fmtcheck vet spectral
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+# Spectral lints the OpenAPI document with the rules of .spectral.yaml and
+# fails on any finding. npx fetches the pinned CLI on first use (about 15 s,
+# then about 2 s); it needs Node.js 18.18+ and npm (.ci/run installs them).
+SPECTRAL ?= npx --yes @stoplight/spectral-cli@6.16.3
+spectral:
+	$(SPECTRAL) lint --ruleset .spectral.yaml --fail-severity hint gateway/openapi.json
 
 # Benchmarks on real servers; see each benchmark's comment for what it reports.
 bench: tools

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"math"
 	"net/http"
 	"net/mail"
 	"strconv"
@@ -10,10 +11,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
 
 	"github.com/ordersaga/ordersaga/internal/accounts"
 	"github.com/ordersaga/ordersaga/internal/apperr"
 	"github.com/ordersaga/ordersaga/internal/authn"
+	"github.com/ordersaga/ordersaga/internal/ratelimit"
 )
 
 type userJSON struct {
@@ -66,6 +69,12 @@ func (s *Server) register(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	// Counted once the request is valid: that is when it costs a bcrypt
+	// hash (a taken email too, which also must not be probed quickly).
+	if ok, wait := s.registrations.Allow(ratelimit.AddressKey(c.ClientIP())); !ok {
+		s.rateLimited(c, "registrations", wait, "too many registrations from this address; wait and retry")
+		return
+	}
 	u, err := s.accounts.Create(c, req.Email, strings.TrimSpace(req.Name), req.Password, accounts.RoleCustomer)
 	if errors.Is(err, accounts.ErrEmailTaken) {
 		s.fail(c, apperr.New(apperr.Conflict, "an account with this email exists"))
@@ -103,19 +112,20 @@ func (s *Server) login(c *gin.Context) {
 		s.fail(c, apperr.Invalid("password", "password is required"))
 		return
 	}
-	// Every attempt counts, per address and per email, before the password
-	// is checked: guessing is slowed whether or not guesses succeed.
-	ok, wait := s.loginByAddr.Allow(c.ClientIP())
-	if ok {
-		ok, wait = s.loginByEmail.Allow(strings.ToLower(strings.TrimSpace(req.Email)))
-	}
-	if !ok {
-		c.Header("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-		s.fail(c, apperr.New(apperr.RateLimited, "too many sign-in attempts; wait and retry"))
+	// Failures are what the limits count (see ratelimit.Logins): an
+	// attempt holds one while the password is checked, so that concurrent
+	// guesses are counted too. Whatever ends the attempt first counts;
+	// the deferred Abandoned only lets go of one that nothing ended (a
+	// dependency failed, or a panic).
+	attempt, refused := s.logins.Begin(c.ClientIP(), req.Email)
+	if refused != nil {
+		s.rateLimited(c, refused.Limit, refused.RetryAfter, "too many failed sign-ins; wait and retry")
 		return
 	}
+	defer attempt.Abandoned()
 	u, err := s.accounts.Authenticate(c, req.Email, req.Password)
 	if errors.Is(err, accounts.ErrBadCredentials) {
+		attempt.Failed()
 		s.fail(c, apperr.New(apperr.Unauthenticated, "email or password is wrong"))
 		return
 	}
@@ -123,12 +133,22 @@ func (s *Server) login(c *gin.Context) {
 		s.fail(c, dependency(err, "the account store"))
 		return
 	}
+	attempt.Succeeded()
 	tok, exp, err := s.tokens.Issue(authn.Claims{UserID: u.ID, Role: u.Role})
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, loginResponse{Token: tok, ExpiresAt: exp, User: toUserJSON(u)})
+}
+
+// rateLimited answers 429 rate_limited with Retry-After in whole seconds,
+// rounded up so that a client that waits that long is let in.
+func (s *Server) rateLimited(c *gin.Context, limit string, wait time.Duration, msg string) {
+	s.metrics.limited.WithLabelValues(limit).Inc()
+	s.log.Debug("rate limited", append(requestFields(c), zap.String("limit", limit), zap.String("client_ip", c.ClientIP()))...)
+	c.Header("Retry-After", strconv.Itoa(int(math.Ceil(max(wait, time.Second).Seconds()))))
+	s.fail(c, apperr.New(apperr.RateLimited, "%s", msg))
 }
 
 func (s *Server) me(c *gin.Context) {

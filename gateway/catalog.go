@@ -13,9 +13,8 @@ import (
 )
 
 var (
-	skuPattern       = regexp.MustCompile(`^[A-Z0-9][A-Z0-9-]{1,63}$`)
-	warehousePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
-	currencyPattern  = regexp.MustCompile(`^[A-Z]{3}$`)
+	skuPattern      = regexp.MustCompile(`^[A-Z0-9][A-Z0-9-]{1,63}$`)
+	currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
 )
 
 const (
@@ -39,11 +38,12 @@ func (s *Server) listProducts(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if utf8.RuneCountInString(f.Q) > 100 || !utf8.ValidString(f.Q) {
+	// checkStrings has refused invalid UTF-8 and NUL in every parameter.
+	if utf8.RuneCountInString(f.Q) > 100 {
 		s.fail(c, apperr.Invalid("q", "q must be at most 100 characters"))
 		return
 	}
-	if utf8.RuneCountInString(f.Brand) > 100 || !utf8.ValidString(f.Brand) {
+	if utf8.RuneCountInString(f.Brand) > 100 {
 		s.fail(c, apperr.Invalid("brand", "brand must be at most 100 characters"))
 		return
 	}
@@ -155,24 +155,31 @@ func (r *createProductRequest) validate() (catalog.NewProduct, error) {
 	}
 	seen := map[string]bool{}
 	for _, st := range r.Stock {
-		if !warehousePattern.MatchString(st.Warehouse) {
-			return n, apperr.Invalid("stock.warehouse", "warehouse must match ^[a-z0-9][a-z0-9_-]{0,31}$")
+		wh, ok := catalog.Warehouse(st.Warehouse)
+		if !ok {
+			return n, apperr.Invalid("stock.warehouse", "warehouse must match %s", catalog.WarehousePattern)
 		}
-		if seen[st.Warehouse] {
-			return n, apperr.Invalid("stock.warehouse", "warehouse %s appears twice", st.Warehouse)
+		// Codes are case-insensitive: WH-A and wh-a are one warehouse.
+		if seen[wh] {
+			return n, apperr.Invalid("stock.warehouse", "warehouse %s appears twice", wh)
 		}
-		seen[st.Warehouse] = true
+		seen[wh] = true
 		if st.OnHand < 0 || st.OnHand > maxOnHand {
 			return n, apperr.Invalid("stock.on_hand", "on_hand must be an integer from 0 to %d", maxOnHand)
 		}
-		n.Stock = append(n.Stock, catalog.InitialStock{Warehouse: st.Warehouse, OnHand: int(st.OnHand)})
+		n.Stock = append(n.Stock, catalog.InitialStock{Warehouse: wh, OnHand: int(st.OnHand)})
 	}
 	return n, nil
 }
 
+// text checks a string field's length in characters. decode has refused
+// invalid UTF-8 and NUL already; validText here keeps a string built some
+// other way from slipping through.
 func text(field, v string, lo, hi int) error {
-	n := utf8.RuneCountInString(v)
-	if !utf8.ValidString(v) || n < lo || n > hi || strings.ContainsRune(v, 0) {
+	if !validText(v) {
+		return badText(field)
+	}
+	if n := utf8.RuneCountInString(v); n < lo || n > hi {
 		if lo > 0 {
 			return apperr.Invalid(field, "%s is required: %d to %d characters", field, lo, hi)
 		}
@@ -275,8 +282,9 @@ func (s *Server) adjustStock(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if !warehousePattern.MatchString(req.Warehouse) {
-		s.fail(c, apperr.Invalid("warehouse", "warehouse must match ^[a-z0-9][a-z0-9_-]{0,31}$"))
+	warehouse, ok := catalog.Warehouse(req.Warehouse)
+	if !ok {
+		s.fail(c, apperr.Invalid("warehouse", "warehouse must match %s", catalog.WarehousePattern))
 		return
 	}
 	if req.Delta == nil || *req.Delta == 0 || *req.Delta < -maxOnHand || *req.Delta > maxOnHand {
@@ -288,7 +296,7 @@ func (s *Server) adjustStock(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	p, err := s.catalog.AdjustStock(c, sku, req.Warehouse, int(*req.Delta), reason, "admin:"+claimsOf(c).UserID.String())
+	p, err := s.catalog.AdjustStock(c, sku, warehouse, int(*req.Delta), reason, "admin:"+claimsOf(c).UserID.String())
 	if err != nil {
 		s.fail(c, dependency(err, "the catalogue"))
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -230,5 +231,70 @@ func TestAdminInventory(t *testing.T) {
 	_ = s.pool.QueryRow(context.Background(), `SELECT count(*) FROM catalog.stock_movements WHERE kind = 'adjust' AND actor LIKE 'admin:%' AND reason = 'count'`).Scan(&adjusts)
 	if bad != 0 || adjusts != 3 {
 		t.Errorf("ledger: %d rows disagree, %d adjust entries", bad, adjusts)
+	}
+}
+
+// TestWarehouseCodesAreCaseInsensitive: API.md's warehouse codes, in any
+// case, name one warehouse, stored and returned in lower case; a code off
+// the pattern is a 400 naming the field. Before, WH-A was refused with a
+// pattern that API.md does not give.
+func TestWarehouseCodesAreCaseInsensitive(t *testing.T) {
+	s := newStack(t, options{noWorkers: true})
+	r := s.do("POST", "/api/v1/products", s.admin, `{"sku":"WH-1","name":"n","brand":"b","price_cents":1,
+		"stock":[{"warehouse":"WH-A","on_hand":3},{"warehouse":"Main_2","on_hand":1}]}`)
+	var p productJSON
+	r.json(t, &p)
+	if r.Status != 201 || len(p.Stock) != 2 || p.Stock[0].Warehouse != "main_2" || p.Stock[1].Warehouse != "wh-a" {
+		t.Fatalf("create with WH-A: %d %s", r.Status, r.Body)
+	}
+	for i, wh := range []string{"wh-a", "Wh-A", "WH-A"} {
+		r := s.do("POST", "/api/v1/products/WH-1/stock", s.admin, map[string]any{"warehouse": wh, "delta": 2, "reason": "count"})
+		r.json(t, &p)
+		if r.Status != 200 || len(p.Stock) != 2 || p.Stock[1].Warehouse != "wh-a" || p.Stock[1].OnHand != 3+2*(i+1) {
+			t.Errorf("adjust %s: %d %s", wh, r.Status, r.Body)
+		}
+	}
+	r = s.do("GET", "/api/v1/products/WH-1", "", nil)
+	r.json(t, &p)
+	if len(p.Stock) != 2 || p.Stock[1].Warehouse != "wh-a" || p.Stock[1].OnHand != 3+2+2+2 {
+		t.Errorf("one stock row for wh-a: %s", r.Body)
+	}
+	// A new warehouse opened by an adjustment is lower case too.
+	r = s.do("POST", "/api/v1/products/WH-1/stock", s.admin, map[string]any{"warehouse": "NORTH", "delta": 1, "reason": "count"})
+	r.json(t, &p)
+	if r.Status != 200 || len(p.Stock) != 3 || p.Stock[1].Warehouse != "north" || p.Stock[2].Warehouse != "wh-a" {
+		t.Errorf("adjust NORTH: %d %s", r.Status, r.Body)
+	}
+	var upper, ledger int
+	_ = s.pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM catalog.stock WHERE warehouse <> lower(warehouse))
+		+ (SELECT count(*) FROM catalog.stock_movements WHERE warehouse <> lower(warehouse)),
+		(SELECT sum(on_hand_delta) FROM catalog.stock_movements WHERE sku = 'WH-1' AND warehouse = 'wh-a')`).Scan(&upper, &ledger)
+	if upper != 0 || ledger != 9 {
+		t.Errorf("%d rows keep upper case; the wh-a ledger adds up to %d", upper, ledger)
+	}
+
+	long := strings.Repeat("z", 32)
+	r = s.do("POST", "/api/v1/products", s.admin, `{"sku":"WH-2","name":"n","brand":"b","price_cents":1,"stock":[{"warehouse":"`+strings.ToUpper(long)+`","on_hand":1}]}`)
+	r.json(t, &p)
+	if r.Status != 201 || p.Stock[0].Warehouse != long {
+		t.Errorf("a 32-character code: %d %s", r.Status, r.Body)
+	}
+
+	before := s.counts()
+	if r := s.do("POST", "/api/v1/products", s.admin, `{"sku":"WH-3","name":"n","brand":"b","price_cents":1,
+		"stock":[{"warehouse":"WH-A","on_hand":1},{"warehouse":"wh-a","on_hand":1}]}`); r.Status != 400 || r.errField() != "stock.warehouse" {
+		t.Errorf("WH-A and wh-a in one product: %d %s", r.Status, r.Body)
+	}
+	for _, wh := range []string{"", "-a", "_a", "a b", "a.b", "a/b", "é", "ａ", strings.Repeat("a", 33), "a\u0000", "a\n"} {
+		body := map[string]any{"sku": "WH-3", "name": "n", "brand": "b", "price_cents": 1, "stock": []map[string]any{{"warehouse": wh, "on_hand": 1}}}
+		if r := s.do("POST", "/api/v1/products", s.admin, body); r.Status != 400 || r.errCode() != "invalid_argument" || r.errField() != "stock.warehouse" {
+			t.Errorf("create with warehouse %q: %d %s", wh, r.Status, r.Body)
+		}
+		if r := s.do("POST", "/api/v1/products/WH-1/stock", s.admin, map[string]any{"warehouse": wh, "delta": 1, "reason": "r"}); r.Status != 400 || r.errCode() != "invalid_argument" || r.errField() != "warehouse" {
+			t.Errorf("adjust warehouse %q: %d %s", wh, r.Status, r.Body)
+		}
+	}
+	if after := s.counts(); after != before {
+		t.Errorf("refused requests wrote: %s -> %s", before, after)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -91,16 +90,19 @@ func (r response) errField() string {
 
 func (s *stack) do(method, path, token string, body any, headers ...string) response {
 	s.t.Helper()
-	var rd io.Reader
+	var raw []byte
 	switch b := body.(type) {
 	case nil:
 	case string:
-		rd = strings.NewReader(b)
+		raw = []byte(b)
 	case []byte:
-		rd = bytes.NewReader(b)
+		raw = b
 	default:
-		buf, _ := json.Marshal(b)
-		rd = bytes.NewReader(buf)
+		raw, _ = json.Marshal(b)
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(raw)
 	}
 	req, err := http.NewRequest(method, s.url+path, rd)
 	if err != nil {
@@ -125,6 +127,8 @@ func (s *stack) do(method, path, token string, body any, headers ...string) resp
 	if resp.Header.Get("X-Request-ID") == "" {
 		s.t.Errorf("%s %s: no X-Request-ID", method, path)
 	}
+	// Every exchange is held to openapi.json (contract_test.go).
+	checkContract(s.t, req, raw, resp.StatusCode, resp.Header, b)
 	return response{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }
 

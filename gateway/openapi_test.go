@@ -54,3 +54,23 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		t.Errorf("only %d routes", len(served))
 	}
 }
+
+// TestOpenAPIDocumentIsValid checks openapi.json against the OpenAPI 3.1
+// schema, so that a hand edit that breaks the document fails here rather
+// than in every test's contract check. (Style and consistency are
+// Spectral's: make spectral.)
+func TestOpenAPIDocumentIsValid(t *testing.T) {
+	v, err := contractValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	contract.mu.Lock()
+	ok, errs := v.ValidateDocument()
+	contract.mu.Unlock()
+	for _, e := range errs {
+		t.Errorf("openapi.json: %s", describe("document", 0, "schema", e))
+	}
+	if !ok && len(errs) == 0 {
+		t.Error("openapi.json is not a valid OpenAPI 3.1 document")
+	}
+}

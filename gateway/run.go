@@ -9,16 +9,15 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
 	"github.com/ordersaga/ordersaga/internal/accounts"
 	"github.com/ordersaga/ordersaga/internal/authn"
 	"github.com/ordersaga/ordersaga/internal/catalog"
 	"github.com/ordersaga/ordersaga/internal/config"
-	"github.com/ordersaga/ordersaga/internal/logging"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/postgres"
+	"github.com/ordersaga/ordersaga/internal/temporalclient"
 )
 
 // Run serves the gateway on cfg.GatewayAddr until ctx ends, then drains
@@ -44,18 +43,20 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometheu
 		return err
 	}
 	// Lazy: the gateway starts, and keeps accepting orders, while Temporal is down.
-	tc, err := client.NewLazyClient(client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace, Logger: logging.Temporal(log)})
+	tc, payloadCodec, err := temporalclient.Lazy(cfg, log)
 	if err != nil {
-		return fmt.Errorf("temporal client: %w", err)
+		return err
 	}
 	defer tc.Close()
 
 	srv := New(Deps{
 		Accounts: accounts.NewStore(authDB), Catalog: catalog.New(catalogDB), Orders: orderstore.New(ordersDB),
 		Temporal: tc, Tokens: authn.New(cfg.JWTSecret, cfg.JWTTTL, time.Now), Log: log, Registry: reg, Now: time.Now,
+		Codec: payloadCodec,
 	}, Settings{
-		Timeouts: cfg.OrderTimeouts(), CursorKey: CursorKey(cfg.JWTSecret), WSURL: cfg.WSURL(),
+		Timeouts: cfg.OrderTimeouts(), CursorKey: CursorKey(cfg.JWTSecret), WSURL: cfg.WSURL(), HubStatusURL: cfg.HubStatusURL(),
 		TemporalUIURL: cfg.TemporalUIURL, Namespace: cfg.TemporalNamespace,
+		TrustedProxies: cfg.TrustedProxies, CORSOrigins: cfg.CORSAllowedOrigins,
 	})
 	ln, err := net.Listen("tcp", cfg.GatewayAddr)
 	if err != nil {

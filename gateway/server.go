@@ -10,11 +10,13 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.uber.org/zap"
 
 	"github.com/ordersaga/ordersaga/internal/accounts"
 	"github.com/ordersaga/ordersaga/internal/authn"
 	"github.com/ordersaga/ordersaga/internal/catalog"
+	"github.com/ordersaga/ordersaga/internal/codec"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/ratelimit"
 	"github.com/ordersaga/ordersaga/workflows/order"
@@ -33,8 +35,17 @@ type Settings struct {
 	CursorKey     []byte
 	WSURL         string
 	TemporalUIURL string
+	// HubStatusURL is the hub's /status on its ops address, for the
+	// system status; the public websocket port does not serve it.
+	HubStatusURL string
 	// Namespace is the Temporal namespace, for task-queue status.
 	Namespace string
+	// TrustedProxies are the proxies (IPs or CIDRs) whose X-Forwarded-For
+	// names the client; empty trusts none (TRUSTED_PROXIES).
+	TrustedProxies []string
+	// CORSOrigins are the other origins that may call the API from a
+	// browser; empty allows the same origin only (CORS_ALLOWED_ORIGINS).
+	CORSOrigins []string
 }
 
 // Server holds the gateway's dependencies. Build it with New.
@@ -43,6 +54,7 @@ type Server struct {
 	catalog  *catalog.Store
 	orders   *orderstore.Store
 	temporal client.Client
+	codec    converter.PayloadCodec
 	tokens   *authn.Tokens
 	log      *zap.Logger
 	reg      *prometheus.Registry
@@ -50,9 +62,9 @@ type Server struct {
 	settings Settings
 	cursors  cursors
 
-	loginByAddr  *ratelimit.Keyed
-	loginByEmail *ratelimit.Keyed
-	metrics      *httpMetrics
+	logins        *ratelimit.Logins
+	registrations *ratelimit.Keyed
+	metrics       *httpMetrics
 }
 
 // Deps are what the gateway talks to.
@@ -65,6 +77,9 @@ type Deps struct {
 	Log      *zap.Logger
 	Registry *prometheus.Registry
 	Now      func() time.Time
+	// Codec is the payload codec of the Temporal client, which the codec
+	// endpoints use; nil decodes only payloads in clear.
+	Codec converter.PayloadCodec
 }
 
 // New returns a gateway over deps.
@@ -75,15 +90,18 @@ func New(deps Deps, s Settings) *Server {
 	if s.CancelTimeout == 0 {
 		s.CancelTimeout = 15 * time.Second
 	}
+	if deps.Codec == nil {
+		deps.Codec, _ = codec.New(nil) // no keys: cannot fail
+	}
 	return &Server{
-		accounts: deps.Accounts, catalog: deps.Catalog, orders: deps.Orders, temporal: deps.Temporal,
+		accounts: deps.Accounts, catalog: deps.Catalog, orders: deps.Orders, temporal: deps.Temporal, codec: deps.Codec,
 		tokens: deps.Tokens, log: deps.Log, reg: deps.Registry, now: deps.Now, settings: s,
 		cursors: cursors{key: s.CursorKey},
-		// Logins: 10 at once, then one every 6 s per address, and 5 then one
-		// every 12 s per email: enough for people, too few for guessing.
-		loginByAddr:  ratelimit.New(6*time.Second, 10, deps.Now),
-		loginByEmail: ratelimit.New(12*time.Second, 5, deps.Now),
-		metrics:      newHTTPMetrics(deps.Registry),
+		logins:  ratelimit.NewLogins(deps.Now),
+		// Each registration costs a bcrypt hash: 10 at once per address,
+		// then one every 10 s.
+		registrations: ratelimit.New(10*time.Second, 10, deps.Now),
+		metrics:       newHTTPMetrics(deps.Registry),
 	}
 }
 
@@ -92,7 +110,14 @@ func (s *Server) Handler() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.ContextWithFallback = true
-	r.Use(s.requestID, s.recovery, s.observe, s.limitBody)
+	// c.ClientIP() is the connection's address unless the connection comes
+	// from a configured proxy: otherwise anyone could pick the address that
+	// the login limits count by sending X-Forwarded-For.
+	if err := r.SetTrustedProxies(s.settings.TrustedProxies); err != nil {
+		s.log.Error("bad trusted proxies; trusting none", zap.Error(err))
+		_ = r.SetTrustedProxies(nil)
+	}
+	r.Use(s.requestID, s.securityHeaders, s.cors(), s.recovery, s.observe, s.limitBody)
 	r.NoRoute(func(c *gin.Context) { s.fail(c, notFound("no such endpoint")) })
 
 	r.GET("/", s.shop)
@@ -100,7 +125,9 @@ func (s *Server) Handler() *gin.Engine {
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(metricsHandler(s.reg)))
 
-	api := r.Group("/api/v1")
+	// checkStrings refuses bad text in any query, path parameter or
+	// Idempotency-Key of the API, before a handler can pass it on.
+	api := r.Group("/api/v1", s.checkStrings)
 	api.GET("/config", s.config)
 	api.GET("/openapi.json", s.openapi)
 
@@ -122,6 +149,7 @@ func (s *Server) Handler() *gin.Engine {
 	api.POST("/orders/:id/cancel", s.authenticated, s.cancelOrder)
 
 	api.GET("/system/status", s.authenticated, s.admin, s.systemStatus)
+	s.codecRoutes(api) // POST /codec/encode and /codec/decode (codec.go)
 	return r
 }
 

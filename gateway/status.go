@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -127,18 +126,17 @@ func (s *Server) relayStatus(ctx context.Context) componentStatus {
 	return st
 }
 
-// hubStatus reads the websocket hub's /status.
+// hubStatus reads the websocket hub's /status, on the hub's ops address
+// (WS_OPS_URL / WS_OPS_ADDR).
 func (s *Server) hubStatus(ctx context.Context, now time.Time) componentStatus {
 	st := componentStatus{Name: "ws hub"}
-	if s.settings.WSURL == "" {
+	if s.settings.HubStatusURL == "" {
 		st.Detail = "not configured"
 		return st
 	}
-	u := strings.Replace(strings.Replace(s.settings.WSURL, "wss://", "https://", 1), "ws://", "http://", 1)
-	u = strings.TrimSuffix(u, "/ws") + "/status"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.settings.HubStatusURL, nil)
 	if err != nil {
-		st.Detail = "bad ws_url"
+		st.Detail = "bad hub status URL"
 		return st
 	}
 	resp, err := http.DefaultClient.Do(req)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/ordersaga/ordersaga/internal/systemtest"
@@ -63,7 +64,15 @@ func TestShopPageInABrowser(t *testing.T) {
 
 	var who, live, badge, left string
 	var shot []byte
+	var violations []string
 	err := chromedp.Run(ctx,
+		// Record what the page's Content-Security-Policy refuses: a policy
+		// that blocks the page's own code would break it silently.
+		chromedp.ActionFunc(func(ctx context.Context) error {
+			_, err := page.AddScriptToEvaluateOnNewDocument(`window.__csp = [];
+				document.addEventListener("securitypolicyviolation", e => window.__csp.push(e.violatedDirective + " " + e.blockedURI + " " + (e.sample || "")));`).Do(ctx)
+			return err
+		}),
 		chromedp.Navigate(sys.GatewayURL+"/"),
 		chromedp.WaitVisible(`#p-WATCH-42`, chromedp.ByQuery),
 		chromedp.SendKeys(`#email`, "web@example.com", chromedp.ByQuery),
@@ -79,6 +88,19 @@ func TestShopPageInABrowser(t *testing.T) {
 		chromedp.Poll(`document.querySelector("#p-WATCH-42 .left").textContent === "4 left"`, nil, chromedp.WithPollingTimeout(10*time.Second)),
 		chromedp.Text(`#p-WATCH-42 .left`, &left, chromedp.ByQuery),
 		chromedp.CaptureScreenshot(&shot),
+		chromedp.Evaluate(`window.__csp`, &violations),
+	)
+	if err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	// Markup injected into the page (as a cross-site scripting bug would
+	// let an attacker do) runs no script and applies no style.
+	var injectedRan bool
+	err = chromedp.Run(ctx,
+		chromedp.Evaluate(`document.body.insertAdjacentHTML("beforeend",
+			'<img src="/nope.png" onerror="window.__pwned = 1"><style>body { display: none }</style>'); 0`, nil),
+		chromedp.Poll(`window.__csp.length >= 2 || window.__pwned !== undefined`, nil, chromedp.WithPollingTimeout(10*time.Second)),
+		chromedp.Evaluate(`window.__pwned !== undefined || getComputedStyle(document.body).display === "none"`, &injectedRan),
 	)
 	if err != nil {
 		t.Fatalf("browser: %v", err)
@@ -86,6 +108,12 @@ func TestShopPageInABrowser(t *testing.T) {
 	// Close the browser and wait for it, before its profile is removed.
 	if err := chromedp.Cancel(ctx); err != nil {
 		t.Logf("closing the browser: %v", err)
+	}
+	if len(violations) > 0 {
+		t.Errorf("the page's Content-Security-Policy refused its own code: %q", violations)
+	}
+	if injectedRan {
+		t.Error("markup injected into the page ran its inline script or style")
 	}
 	if !strings.Contains(who, "Web Shopper") || badge != "CONFIRMED" || live != "live" || left != "4 left" {
 		t.Errorf("page shows who=%q badge=%q live=%q left=%q", who, badge, live, left)

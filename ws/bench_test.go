@@ -56,7 +56,7 @@ func fanout(b *testing.B, clients int) {
 	tokens := authn.New(strings.Repeat("b", 32), time.Hour, time.Now)
 	hub := ws.New(nil, tokens, ws.Settings{Topic: topic}, prometheus.NewRegistry(), log)
 	go hub.Consume(ctx, consumer)
-	srv := httptest.NewServer(hub.Handler(nil, consumer))
+	srv := httptest.NewServer(hub.Handler(consumer))
 	defer srv.Close()
 	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"
 	token, _, _ := tokens.Issue(authn.Claims{UserID: uuid.New(), Role: "admin"})

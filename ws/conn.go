@@ -10,7 +10,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
@@ -26,6 +28,10 @@ const (
 	// closeTooSlow: the client fell behind its send buffer. It reconnects
 	// and resubscribes with after_seq to get what it missed.
 	closeTooSlow = 4001
+	// closeTokenExpired: the token the connection was opened with has
+	// expired. The client reconnects with a fresh token and resubscribes
+	// with after_seq.
+	closeTokenExpired = 4401
 
 	writeWait   = 10 * time.Second
 	maxFrame    = 4096
@@ -40,6 +46,9 @@ type conn struct {
 	claims authn.Claims
 	log    *zap.Logger
 	send   chan []byte
+	// expires is the token's exp: the connection ends then, since the
+	// token was its only authorization.
+	expires time.Time
 
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -99,6 +108,10 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		token = strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 	}
 	claims, err := h.tokens.Verify(token)
+	var expires time.Time
+	if err == nil {
+		expires, err = tokenExpiry(token)
+	}
 	if err != nil {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnauthorized)
@@ -111,7 +124,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader answered the client
 	}
 	c := &conn{
-		hub: h, ws: ws, claims: claims, send: make(chan []byte, h.settings.SendBuffer), closing: make(chan struct{}),
+		hub: h, ws: ws, claims: claims, expires: expires, send: make(chan []byte, h.settings.SendBuffer), closing: make(chan struct{}),
 		log:  h.log.With(zap.String("user_id", claims.UserID.String())),
 		last: map[uuid.UUID]int{}, replaying: map[uuid.UUID][]pending{}, orders: map[uuid.UUID]bool{},
 	}
@@ -122,6 +135,20 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	go c.writer()
 	c.reader()
+}
+
+// tokenExpiry reads the exp claim of a token that Verify has accepted
+// (authn.Claims does not carry it). The signature and the expiry are
+// already checked, so reading the claims again without checking is safe.
+func tokenExpiry(token string) (time.Time, error) {
+	var rc jwt.RegisteredClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(token, &rc); err != nil {
+		return time.Time{}, err
+	}
+	if rc.ExpiresAt == nil {
+		return time.Time{}, authn.ErrInvalid
+	}
+	return rc.ExpiresAt.Time, nil
 }
 
 func (h *Hub) checkOrigin(r *http.Request) bool {
@@ -166,8 +193,8 @@ func (c *conn) reader() {
 			return
 		}
 		_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
-		if kind != websocket.TextMessage {
-			c.error(apperr.InvalidJSON, "frames are JSON text")
+		if kind != websocket.TextMessage || !utf8.Valid(msg) {
+			c.error(apperr.InvalidJSON, "frames are JSON text in UTF-8")
 			continue
 		}
 		var f frame
@@ -381,6 +408,11 @@ func (c *conn) tracked() int {
 
 func (c *conn) queueLocked(data []byte) {
 	select {
+	case <-c.closing:
+		return // the writer sends nothing more but the close frame
+	default:
+	}
+	select {
 	case c.send <- data:
 	default:
 		c.hub.m.dropped.Inc()
@@ -418,13 +450,26 @@ func (c *conn) close(code int, text string) {
 
 func (c *conn) writer() {
 	ping := time.NewTicker(c.hub.settings.PingInterval)
+	expiry := time.NewTimer(time.Until(c.expires))
 	defer func() {
 		ping.Stop()
+		expiry.Stop()
 		c.ws.Close()
 		c.hub.writers.Done()
 	}()
 	for {
+		// A close goes before anything still queued: once the token has
+		// expired, no event may reach the client any more.
 		select {
+		case <-c.closing:
+			c.writeClose()
+			return
+		default:
+		}
+		select {
+		case <-expiry.C:
+			c.log.Info("token expired; closing the connection", zap.Time("expired_at", c.expires))
+			c.close(closeTokenExpired, "token expired: reconnect with a fresh token and resume with after_seq")
 		case msg := <-c.send:
 			_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
 			if err := c.ws.WriteMessage(websocket.TextMessage, msg); err != nil {
@@ -437,11 +482,16 @@ func (c *conn) writer() {
 				return
 			}
 		case <-c.closing:
-			if c.closeCode != websocket.CloseAbnormalClosure {
-				_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.closeCode, c.closeText), time.Now().Add(writeWait))
-			}
+			c.writeClose()
 			return
 		}
+	}
+}
+
+// writeClose sends the close frame that close asked for.
+func (c *conn) writeClose() {
+	if c.closeCode != websocket.CloseAbnormalClosure {
+		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.closeCode, c.closeText), time.Now().Add(writeWait))
 	}
 }
 

@@ -36,16 +36,36 @@ func Consumer(brokers []string, topic string, from time.Time, log *zap.Logger) (
 	)
 }
 
-// Handler serves /ws, /healthz, /readyz and /metrics.
-func (h *Hub) Handler(reg *prometheus.Registry, kafka *kgo.Client) http.Handler {
+// Handler is the public port: /ws, and /healthz and /readyz for the
+// probes. /metrics and /status are on OpsHandler only, so that browsers
+// and the internet never reach them.
+func (h *Hub) Handler(kafka *kgo.Client) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/ws", h)
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
-	// /status is what the gateway's system status shows of the hub.
+	h.probes(mux, kafka)
+	return mux
+}
+
+// OpsHandler is the ops port (WS_OPS_ADDR): /metrics for Prometheus,
+// /status for the gateway's system status, and the probes again, so that
+// an operator on that port sees everything the hub says about itself.
+func (h *Hub) OpsHandler(reg *prometheus.Registry, kafka *kgo.Client) http.Handler {
+	mux := http.NewServeMux()
 	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]int64{"connections": int64(h.Stats().Connections), "kafka_consumer_lag": h.KafkaLag()})
 	})
+	if reg != nil {
+		mux.Handle("/metrics", metrics.Handler(reg))
+	}
+	h.probes(mux, kafka)
+	return mux
+}
+
+// probes adds /healthz (the process runs) and /readyz (its database and
+// broker answer).
+func (h *Hub) probes(mux *http.ServeMux, kafka *kgo.Client) {
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
@@ -65,18 +85,19 @@ func (h *Hub) Handler(reg *prometheus.Registry, kafka *kgo.Client) http.Handler 
 		}
 		_ = json.NewEncoder(w).Encode(status)
 	})
-	if reg != nil {
-		mux.Handle("/metrics", metrics.Handler(reg))
-	}
-	return mux
 }
 
-// Run serves the hub on cfg.WSAddr until ctx ends, then closes every
-// connection with a going-away frame. It is `ordersaga ws`.
-func Run(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometheus.Registry, ready func(addr string)) error {
+// Run serves the hub's websockets on cfg.WSAddr and its /metrics and
+// /status on cfg.WSOpsAddr until ctx ends, then closes every connection
+// with a going-away frame. It is `ordersaga ws`. ready, when given, is
+// told both bound addresses.
+func Run(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometheus.Registry, ready func(wsAddr, opsAddr string)) error {
 	if err := cfg.Require("ORDERS_DATABASE_URL", "KAFKA_BROKERS", "JWT_SECRET"); err != nil {
 		return err
 	}
+	// Stopping serving for any reason stops the consumer too.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	pool, err := postgres.Open(ctx, cfg.OrdersDatabaseURL, cfg.DatabaseMaxConns)
 	if err != nil {
 		return err
@@ -111,22 +132,41 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometheu
 	if err != nil {
 		return fmt.Errorf("ws hub listen on %s (set WS_ADDR): %w", cfg.WSAddr, err)
 	}
-	if ready != nil {
-		ready(ln.Addr().String())
+	opsLn, err := net.Listen("tcp", cfg.WSOpsAddr)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("ws hub ops listen on %s (set WS_OPS_ADDR): %w", cfg.WSOpsAddr, err)
 	}
-	hs := &http.Server{Handler: hub.Handler(reg, kafka), ReadHeaderTimeout: 5 * time.Second}
+	if ready != nil {
+		ready(ln.Addr().String(), opsLn.Addr().String())
+	}
+	hs := &http.Server{Handler: hub.Handler(kafka), ReadHeaderTimeout: 5 * time.Second}
+	ops := &http.Server{Handler: hub.OpsHandler(reg, kafka), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		hub.Shutdown(sctx)
 		_ = hs.Shutdown(sctx)
+		_ = ops.Shutdown(sctx)
 	}()
-	hub.log.Info("ws hub listening", zap.String("addr", ln.Addr().String()))
+	opsDone := make(chan error, 1)
+	go func() {
+		err := ops.Serve(opsLn)
+		if !errors.Is(err, http.ErrServerClosed) {
+			hs.Close() // a hub that cannot be watched stops, rather than run unseen
+		}
+		opsDone <- err
+	}()
+	hub.log.Info("ws hub listening", zap.String("addr", ln.Addr().String()), zap.String("ops_addr", opsLn.Addr().String()))
 	err = hs.Serve(ln)
+	stop()
+	opsErr := <-opsDone
 	<-consumed
-	if !errors.Is(err, http.ErrServerClosed) {
-		return err
+	for _, e := range []error{err, opsErr} {
+		if !errors.Is(e, http.ErrServerClosed) {
+			return e
+		}
 	}
 	return nil
 }

@@ -98,7 +98,7 @@ func services(cfg config.Config, log *zap.Logger, reg *prometheus.Registry) []de
 		Run: func(ctx context.Context) error {
 			return ws.Run(ctx, cfg, log, reg, nil)
 		},
-		Links: [][2]string{{"WebSocket hub", cfg.WSURL()}},
+		Links: [][2]string{{"WebSocket hub", cfg.WSURL()}, {"Hub status", cfg.HubStatusURL()}},
 	}}
 	for _, which := range []string{"order", "product", "payment"} {
 		out = append(out, devstack.Service{Name: which + " worker", Run: func(ctx context.Context) error {
@@ -129,6 +129,12 @@ func runWorker(ctx context.Context, cfg config.Config, log *zap.Logger, which st
 // runReplay replays histories against the current OrderWorkflow and fails
 // naming each workflow that no longer replays.
 func runReplay(ctx context.Context, cfg config.Config, log *zap.Logger, query string, limit int, paths []string) error {
+	// Encrypted histories replay with the keys of TEMPORAL_CODEC_KEYS;
+	// histories in clear replay with or without them.
+	payloadCodec, err := temporalclient.Codec(cfg)
+	if err != nil {
+		return err
+	}
 	var histories []replay.History
 	if query != "" {
 		if err := cfg.Require("TEMPORAL_ADDRESS"); err != nil {
@@ -160,7 +166,7 @@ func runReplay(ctx context.Context, cfg config.Config, log *zap.Logger, query st
 	}
 	// The replayer logs each replayed command at info; only problems matter here.
 	quiet := logging.Temporal(log.WithOptions(zap.IncreaseLevel(zap.ErrorLevel)))
-	return replay.New(saga.OrderWorkflow, quiet).Report(histories, os.Stdout)
+	return replay.New(saga.OrderWorkflow, quiet, replay.WithDataConverter(payloadCodec.DataConverter())).Report(histories, os.Stdout)
 }
 
 func runRepair(ctx context.Context, cfg config.Config, log *zap.Logger, raw string) error {
@@ -185,9 +191,12 @@ func runRepair(ctx context.Context, cfg config.Config, log *zap.Logger, raw stri
 	if err != nil {
 		return err
 	}
-	c, err := client.DialContext(ctx, client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace, Logger: logging.Temporal(log)})
+	// The codec's client: repair reads the order's workflow and its inputs.
+	dctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	c, err := temporalclient.Connect(dctx, cfg, log)
 	if err != nil {
-		return fmt.Errorf("dial temporal: %w", err)
+		return err
 	}
 	defer c.Close()
 	rep, err := workers.Repair(ctx, id, orderstore.New(ordersDB), catalogDB, paymentsDB, c, log)

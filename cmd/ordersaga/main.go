@@ -66,6 +66,14 @@ func run(ctx context.Context, cmd string, args []string) error {
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
+	// dev makes its own random JWT secret and accepts any given one, for
+	// local tries; everything else runs where a guessable secret would let
+	// anyone sign an admin token.
+	if cmd != "dev" {
+		if err := cfg.CheckSecrets(); err != nil {
+			return fmt.Errorf("configuration: %w", err)
+		}
+	}
 	log, err := logging.New(cfg.LogLevel, cmd == "dev")
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -27,6 +28,32 @@ import (
 
 	"github.com/ordersaga/ordersaga/internal/apperr"
 )
+
+// WarehousePattern is what API.md allows as a warehouse code. Codes are
+// case-insensitive: stored, compared and returned in lower case.
+const WarehousePattern = `^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$`
+
+var warehouseRE = regexp.MustCompile(WarehousePattern)
+
+// Warehouse returns code as it is stored (lower case), and false when code
+// does not match WarehousePattern. Every warehouse a client names goes
+// through it, so that WH-A and wh-a are one stock row.
+func Warehouse(code string) (string, bool) {
+	if !warehouseRE.MatchString(code) {
+		return "", false
+	}
+	return strings.ToLower(code), true
+}
+
+// storedWarehouse is Warehouse for the store's own writes: a code the caller
+// did not check is an invalid argument, never a second spelling of a row.
+func storedWarehouse(code string) (string, error) {
+	wh, ok := Warehouse(code)
+	if !ok {
+		return "", apperr.Invalid("warehouse", "warehouse must match %s", WarehousePattern)
+	}
+	return wh, nil
+}
 
 // Product is a product as API.md shows it.
 type Product struct {
@@ -206,7 +233,8 @@ type NewProduct struct {
 	Stock       []InitialStock
 }
 
-// InitialStock is a warehouse's stock of a new product.
+// InitialStock is a warehouse's stock of a new product. Warehouse is
+// stored in lower case.
 type InitialStock struct {
 	Warehouse string
 	OnHand    int
@@ -226,10 +254,18 @@ func (s *Store) Create(ctx context.Context, n NewProduct, actor string) (Product
 			return apperr.New(apperr.Conflict, "sku %s exists", n.SKU)
 		}
 		for _, st := range n.Stock {
-			if _, err := tx.Exec(ctx, `INSERT INTO catalog.stock (sku, warehouse, on_hand) VALUES ($1, $2, $3)`, n.SKU, st.Warehouse, st.OnHand); err != nil {
+			wh, err := storedWarehouse(st.Warehouse)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO catalog.stock (sku, warehouse, on_hand) VALUES ($1, $2, $3)`, n.SKU, wh, st.OnHand); err != nil {
+				var pgErr *pgconn.PgError
+				if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+					return apperr.Invalid("stock.warehouse", "warehouse %s appears twice", wh)
+				}
 				return fmt.Errorf("create stock: %w", err)
 			}
-			if err := ledger(ctx, tx, n.SKU, st.Warehouse, st.OnHand, "initial", "initial stock", actor); err != nil {
+			if err := ledger(ctx, tx, n.SKU, wh, st.OnHand, "initial", "initial stock", actor); err != nil {
 				return err
 			}
 		}
@@ -317,14 +353,19 @@ func lockForDeactivation(ctx context.Context, tx pgx.Tx, sku string) error {
 }
 
 // AdjustStock changes on_hand of sku in warehouse by delta (a new warehouse
-// is created by a positive delta) and writes the ledger entry. It is a
-// Conflict when on_hand would drop below reserved or below zero.
+// is created by a positive delta) and writes the ledger entry. The
+// warehouse code is case-insensitive. It is a Conflict when on_hand would
+// drop below reserved or below zero.
 func (s *Store) AdjustStock(ctx context.Context, sku, warehouse string, delta int, reason, actor string) (Product, error) {
+	warehouse, err := storedWarehouse(warehouse)
+	if err != nil {
+		return Product{}, err
+	}
 	// Fast path, one statement: lock the product row (the lock order that
 	// Deactivate uses too), move on_hand if it stays within bounds, write the
 	// ledger and touch the product, all or nothing.
 	var found, adjusted bool
-	err := s.db.QueryRow(ctx, `WITH p AS (
+	err = s.db.QueryRow(ctx, `WITH p AS (
 			SELECT sku FROM catalog.products WHERE sku = $1 FOR NO KEY UPDATE
 		), s AS (
 			UPDATE catalog.stock SET on_hand = on_hand + $3, updated_at = now()

@@ -6,6 +6,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
+	"net"
+	"net/url"
 	"reflect"
 	"strings"
 	"time"
@@ -13,6 +16,7 @@ import (
 	"github.com/caarlos0/env/v11"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/ordersaga/ordersaga/internal/codec"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
@@ -46,10 +50,30 @@ type Config struct {
 	TemporalAddress   string `env:"TEMPORAL_ADDRESS"`
 	TemporalNamespace string `env:"TEMPORAL_NAMESPACE" envDefault:"default"`
 	TemporalUIURL     string `env:"TEMPORAL_UI_URL"`
+	// TemporalCodecKeys is the payload codec's keyring: comma-separated
+	// id:base64key entries of 32 random bytes each; the first encrypts and
+	// every one decrypts (see internal/codec). Empty: payloads are not
+	// encrypted.
+	TemporalCodecKeys string `env:"TEMPORAL_CODEC_KEYS"`
 
 	GatewayAddr string `env:"GATEWAY_ADDR" envDefault:"127.0.0.1:8080"`
 	WSAddr      string `env:"WS_ADDR" envDefault:"127.0.0.1:8081"`
 	MetricsAddr string `env:"METRICS_ADDR" envDefault:"127.0.0.1:9464"`
+	// WSOpsAddr is where the hub serves /metrics and /status: apart from
+	// WS_ADDR, which browsers reach, so that neither is public.
+	WSOpsAddr string `env:"WS_OPS_ADDR" envDefault:"127.0.0.1:9465"`
+	// WSOpsURL is the hub's ops address as the gateway reaches it; empty
+	// derives it from WS_OPS_ADDR.
+	WSOpsURL string `env:"WS_OPS_URL"`
+
+	// TrustedProxies are the addresses (IPs or CIDRs) of the reverse
+	// proxies in front of the gateway, whose X-Forwarded-For it believes;
+	// empty believes nobody's, and a client's address is its connection's.
+	TrustedProxies []string `env:"TRUSTED_PROXIES" envSeparator:","`
+	// CORSAllowedOrigins are the browser origins (scheme://host[:port], or
+	// `*`) other than the gateway's own that may call the API; empty allows
+	// the same origin only.
+	CORSAllowedOrigins []string `env:"CORS_ALLOWED_ORIGINS" envSeparator:","`
 
 	JWTSecret string        `env:"JWT_SECRET"`
 	JWTTTL    time.Duration `env:"JWT_TTL" envDefault:"24h"`
@@ -163,6 +187,24 @@ func (c *Config) validate() error {
 	if c.WSSendBuffer < 1 {
 		bad("WS_SEND_BUFFER", "must be at least 1")
 	}
+	if _, _, err := net.SplitHostPort(c.WSOpsAddr); err != nil {
+		bad("WS_OPS_ADDR", "must be host:port")
+	} else if c.WSOpsAddr == c.WSAddr && !strings.HasSuffix(c.WSOpsAddr, ":0") {
+		bad("WS_OPS_ADDR", "must differ from WS_ADDR: /metrics and /status are not for the public port")
+	}
+	if u, err := url.Parse(c.WSOpsURL); c.WSOpsURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+		bad("WS_OPS_URL", "must be an http:// or https:// URL")
+	}
+	for _, p := range c.TrustedProxies {
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			bad("TRUSTED_PROXIES", fmt.Sprintf("%q is neither an IP address nor a CIDR", p))
+		}
+	}
+	for _, o := range c.CORSAllowedOrigins {
+		if !validOrigin(o) {
+			bad("CORS_ALLOWED_ORIGINS", fmt.Sprintf("%q is not an origin like https://shop.example.com (or *)", o))
+		}
+	}
 	if c.KafkaTopic == "" {
 		bad("KAFKA_TOPIC", "must not be empty")
 	}
@@ -190,6 +232,9 @@ func (c *Config) validate() error {
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		bad("JWT_SECRET", "must be at least 32 characters")
 	}
+	if _, err := codec.ParseKeys(c.TemporalCodecKeys); err != nil {
+		bad("TEMPORAL_CODEC_KEYS", err.Error()) // names entries, never keys
+	}
 	for name, p := range map[string]int{
 		"DEV_POSTGRES_PORT": c.Dev.PostgresPort, "DEV_KAFKA_PORT": c.Dev.KafkaPort,
 		"DEV_TEMPORAL_PORT": c.Dev.TemporalPort, "DEV_TEMPORAL_UI_PORT": c.Dev.TemporalUIPort,
@@ -212,6 +257,109 @@ func (c *Config) WSURL() string {
 		return c.WSPublicURL
 	}
 	return "ws://" + c.WSAddr + "/ws"
+}
+
+// HubStatusURL is the hub's /status as the gateway fetches it: WS_OPS_URL,
+// or else WS_OPS_ADDR, where a listener on every interface is reached
+// through the loopback.
+func (c *Config) HubStatusURL() string {
+	if c.WSOpsURL != "" {
+		return strings.TrimSuffix(c.WSOpsURL, "/") + "/status"
+	}
+	host, port, err := net.SplitHostPort(c.WSOpsAddr)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/status"
+}
+
+// validOrigin says whether o is `*` or a browser origin: http or https,
+// a host, an optional port, and nothing after it, lower case as browsers
+// send it.
+func validOrigin(o string) bool {
+	if o == "*" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.Hostname() != "" &&
+		u.User == nil && u.Path == "" && u.RawQuery == "" && u.Fragment == "" && !u.ForceQuery && o == strings.ToLower(o)
+}
+
+// knownJWTPlaceholders are the JWT secrets that docker-compose.yml and
+// deploy/k8s once shipped as defaults: known to anyone who read them.
+var knownJWTPlaceholders = []string{
+	"change-me-change-me-change-me-change-me",
+	"CHANGE-ME-TO-32-OR-MORE-RANDOM-CHARACTERS",
+}
+
+// placeholderWords are found in values written by people to be replaced
+// or remembered, and (at these lengths) practically never in random ones.
+var placeholderWords = []string{"changeme", "change-me", "change_me", "replaceme", "replace-me", "placeholder", "example", "secret", "password"}
+
+// MinJWTSecretBits is the least estimated entropy (see SecretBits) of a
+// JWT secret outside `ordersaga dev`.
+const MinJWTSecretBits = 128
+
+// CheckSecrets refuses a JWT_SECRET that someone could guess: a default
+// this repository shipped, a value with a placeholder word in it, or one
+// whose estimated entropy is below MinJWTSecretBits. Every command but
+// `ordersaga dev` calls it at startup (dev makes its own random secret).
+// An empty secret passes here; Require refuses it where it is needed.
+func (c *Config) CheckSecrets() error {
+	s := c.JWTSecret
+	if s == "" {
+		return nil
+	}
+	lower := strings.ToLower(s)
+	for _, p := range knownJWTPlaceholders {
+		if lower == strings.ToLower(p) {
+			return errors.New("JWT_SECRET: is the placeholder that docker-compose.yml or deploy/k8s shipped; set 32 random bytes, e.g. openssl rand -hex 32")
+		}
+	}
+	for _, w := range placeholderWords {
+		if strings.Contains(lower, w) {
+			return fmt.Errorf("JWT_SECRET: contains %q, so it looks like a placeholder or a phrase; set 32 random bytes, e.g. openssl rand -hex 32", w)
+		}
+	}
+	if bits := SecretBits(s); bits < MinJWTSecretBits {
+		return fmt.Errorf("JWT_SECRET: has about %.0f bits of entropy, fewer than %d; set 32 random bytes, e.g. openssl rand -hex 32", bits, MinJWTSecretBits)
+	}
+	return nil
+}
+
+// SecretBits estimates the entropy of s in bits, simply and on the safe
+// side for the mistakes people make: its length times the Shannon entropy
+// of the frequencies of its bytes (one repeated character: 0; a few
+// characters in turn: few bits each), or of the steps between consecutive
+// bytes when that is lower (so that runs like abcdef… or 0123… count for
+// little). 32 random bytes written as hex or base64 estimate at well over
+// 200 bits; 16 random bytes as hex, at about 120, too few.
+func SecretBits(s string) float64 {
+	if len(s) < 2 {
+		return 0
+	}
+	chars := make(map[byte]int)
+	steps := make(map[byte]int)
+	for i := 0; i < len(s); i++ {
+		chars[s[i]]++
+		if i > 0 {
+			steps[s[i]-s[i-1]]++
+		}
+	}
+	return float64(len(s)) * min(shannon(chars, len(s)), shannon(steps, len(s)-1))
+}
+
+// shannon is the entropy, in bits per symbol, of n symbols with counts.
+func shannon(counts map[byte]int, n int) float64 {
+	var h float64
+	for _, k := range counts {
+		p := float64(k) / float64(n)
+		h -= p * math.Log2(p)
+	}
+	return h
 }
 
 // Require names the variables that a service cannot run without.

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ordersaga/ordersaga/internal/accounts"
+	"github.com/ordersaga/ordersaga/internal/codec"
 	"github.com/ordersaga/ordersaga/internal/config"
 	"github.com/ordersaga/ordersaga/internal/kafkabroker"
 	"github.com/ordersaga/ordersaga/internal/logging"
@@ -110,7 +112,7 @@ func (s *Stack) start(ctx context.Context) error {
 		s.stops = append(s.stops, pg.Stop)
 		s.cfg.FillDatabase(pg.DSN())
 	}
-	s.urls = append(s.urls, [2]string{"PostgreSQL", s.cfg.DatabaseURL})
+	s.urls = append(s.urls, [2]string{"PostgreSQL", RedactDSN(s.cfg.DatabaseURL)})
 
 	if len(s.cfg.KafkaBrokers) == 0 {
 		s.log.Info("starting the Kafka broker (kfake)", zap.Int("port", s.cfg.Dev.KafkaPort))
@@ -153,6 +155,8 @@ func (s *Stack) start(ctx context.Context) error {
 		}
 		s.cfg.JWTSecret = secret
 	}
+
+	s.urls = append(s.urls, s.payloadsLine())
 
 	if err := migrate.Run(ctx, s.cfg, s.log); err != nil {
 		return err
@@ -210,6 +214,33 @@ func (s *Stack) seed(ctx context.Context, dataDir string) error {
 		s.urls = append(s.urls, [2]string{"Admin", AdminEmail + " (password in " + credFile + ")"})
 	}
 	return nil
+}
+
+// payloadsLine says in the banner whether Temporal payloads are encrypted.
+// They are not by default, so that the Temporal UI shows orders without
+// more setup; TEMPORAL_CODEC_KEYS alone turns encryption on, and the UI and
+// CLI then decode through the gateway's codec endpoint (docs/operators.md).
+func (s *Stack) payloadsLine() [2]string {
+	keys, _ := codec.ParseKeys(s.cfg.TemporalCodecKeys) // validated by config
+	if len(keys) == 0 {
+		return [2]string{"Payloads", "in clear (TEMPORAL_CODEC_KEYS=id:$(openssl rand -base64 32) encrypts them)"}
+	}
+	return [2]string{"Payloads", fmt.Sprintf("encrypted with key %s; codec endpoint (admin token) http://%s/api/v1/codec", keys[0].ID, s.cfg.GatewayAddr)}
+}
+
+// RedactDSN hides the password of a PostgreSQL URL, in its user info or in
+// a password query parameter, for the banner and logs; a DSN that does not
+// parse is hidden whole.
+func RedactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(a DATABASE_URL that does not parse)"
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
 }
 
 func (s *Stack) banner() {

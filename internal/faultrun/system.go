@@ -52,8 +52,9 @@ func (a Addrs) Services() []Service {
 		{Name: svcOrder, Args: []string{"worker", "order"}, Env: metrics(svcOrder), Ready: "http://" + a.Metrics[svcOrder] + "/healthz"},
 		{Name: svcProduct, Args: []string{"worker", "product"}, Env: metrics(svcProduct), Ready: "http://" + a.Metrics[svcProduct] + "/healthz"},
 		{Name: svcPayment, Args: []string{"worker", "payment"}, Env: metrics(svcPayment), Ready: "http://" + a.Metrics[svcPayment] + "/healthz"},
-		{Name: svcHub, Args: []string{"ws"}, Env: metrics(svcHub), Ready: "http://" + a.Hub + "/healthz"},
-		{Name: svcGateway, Args: []string{"gateway"}, Env: metrics(svcGateway), Ready: "http://" + a.Gateway + "/healthz"},
+		// The hub's metrics and status are on its ops address.
+		{Name: svcHub, Args: []string{"ws"}, Env: append(metrics(svcHub), "WS_OPS_ADDR="+a.Metrics[svcHub]), Ready: "http://" + a.Hub + "/healthz"},
+		{Name: svcGateway, Args: []string{"gateway"}, Env: append(metrics(svcGateway), "WS_OPS_URL=http://"+a.Metrics[svcHub]), Ready: "http://" + a.Gateway + "/healthz"},
 	}
 }
 

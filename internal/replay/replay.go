@@ -28,6 +28,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/ordersaga/ordersaga/internal/codec"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
@@ -43,16 +44,67 @@ type History struct {
 type Replayer struct {
 	workflow any
 	log      log.Logger
+	dc       converter.DataConverter
+}
+
+// Option changes how a Replayer replays.
+type Option func(*Replayer)
+
+// WithDataConverter replays with dc, the data converter the workers ran
+// with. A history whose payloads are encrypted replays only with the codec
+// that holds its keys; a history in clear replays with that codec too,
+// since it passes payloads in clear through. Without it, the SDK's
+// default converter reads histories in clear only.
+func WithDataConverter(dc converter.DataConverter) Option {
+	return func(r *Replayer) { r.dc = dc }
 }
 
 // New returns a replayer for fn, registered under OrderWorkflow's name.
-func New(fn any, logger log.Logger) *Replayer { return &Replayer{workflow: fn, log: logger} }
+func New(fn any, logger log.Logger, opts ...Option) *Replayer {
+	r := &Replayer{workflow: fn, log: logger}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
 
 // Replay returns nil when h replays without a nondeterminism error.
 func (r *Replayer) Replay(h History) error {
-	rep := worker.NewWorkflowReplayer()
+	if err := r.readable(h); err != nil {
+		return err
+	}
+	rep, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{DataConverter: r.dc})
+	if err != nil {
+		return fmt.Errorf("workflow replayer: %w", err)
+	}
 	rep.RegisterWorkflowWithOptions(r.workflow, workflow.RegisterOptions{Name: order.WorkflowName})
 	return rep.ReplayWorkflowHistory(r.log, h.History)
+}
+
+// readable checks that the workflow's input decodes with the replayer's
+// data converter. An encrypted history replayed without its key would
+// otherwise fail as if the code had changed (the workflow cannot read its
+// input, so it issues other commands), and send the operator looking for
+// a nondeterminism that is not there.
+func (r *Replayer) readable(h History) error {
+	events := h.History.GetEvents()
+	if len(events) == 0 {
+		return nil
+	}
+	input := events[0].GetWorkflowExecutionStartedEventAttributes().GetInput()
+	if len(input.GetPayloads()) == 0 || string(input.GetPayloads()[0].GetMetadata()[converter.MetadataEncoding]) != codec.Encoding {
+		return nil
+	}
+	dc := r.dc
+	if dc == nil {
+		dc = converter.GetDefaultDataConverter()
+	}
+	var in json.RawMessage
+	if err := dc.FromPayload(input.GetPayloads()[0], &in); err != nil {
+		keyID := string(input.GetPayloads()[0].GetMetadata()[codec.MetadataKeyID])
+		return fmt.Errorf("the history is encrypted (key %q) and does not decode: set TEMPORAL_CODEC_KEYS to a keyring that lists that key: %w", keyID, err)
+	}
+	return nil
 }
 
 // Files expands paths (files, or folders of *.json files) into a sorted list.

@@ -52,8 +52,10 @@ type System struct {
 	Topic      string
 	GatewayURL string
 	// Gateway is the gateway's router, for tests that add a route.
-	Gateway    *gin.Engine
-	HubURL     string
+	Gateway *gin.Engine
+	HubURL  string
+	// HubOpsURL is the hub's ops address (/status, /metrics), apart from HubURL.
+	HubOpsURL  string
 	Hub        *ws.Hub
 	Tokens     *authn.Tokens
 	AdminToken string
@@ -136,13 +138,14 @@ func Start(t testing.TB, opt Options) *System {
 	hub := ws.New(store, tokens, ws.Settings{Topic: topic, SendBuffer: opt.SendBuffer}, prometheus.NewRegistry(), log)
 	hubDone := make(chan struct{})
 	go func() { hub.Consume(ctx, consumer); close(hubDone) }()
-	hubServer := httptest.NewServer(hub.Handler(nil, consumer))
-	s.Hub, s.HubURL = hub, "ws"+strings.TrimPrefix(hubServer.URL, "http")+"/ws"
+	hubServer := httptest.NewServer(hub.Handler(consumer))
+	hubOps := httptest.NewServer(hub.OpsHandler(nil, consumer))
+	s.Hub, s.HubURL, s.HubOpsURL = hub, "ws"+strings.TrimPrefix(hubServer.URL, "http")+"/ws", hubOps.URL
 
 	gw := gateway.New(gateway.Deps{
 		Accounts: accounts.NewStore(pool), Catalog: catalog.New(pool), Orders: store, Temporal: tc,
 		Tokens: tokens, Log: log, Registry: prometheus.NewRegistry(), Now: time.Now,
-	}, gateway.Settings{Timeouts: order.Timeouts{Step: time.Minute}, CursorKey: gateway.CursorKey(Secret), WSURL: s.HubURL, Namespace: ns,
+	}, gateway.Settings{Timeouts: order.Timeouts{Step: time.Minute}, CursorKey: gateway.CursorKey(Secret), WSURL: s.HubURL, HubStatusURL: s.HubOpsURL + "/status", Namespace: ns,
 		TemporalUIURL: "http://" + addr, StartTimeout: opt.StartTimeout})
 	s.Gateway = gw.Handler()
 	gwServer := httptest.NewServer(s.Gateway)
@@ -154,6 +157,7 @@ func Start(t testing.TB, opt Options) *System {
 		hub.Shutdown(sctx)
 		scancel()
 		hubServer.Close()
+		hubOps.Close()
 		cancel()
 		<-hubDone
 		<-relayDone

@@ -22,10 +22,13 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ordersaga/ordersaga/internal/codec"
+	"github.com/ordersaga/ordersaga/internal/config"
 	"github.com/ordersaga/ordersaga/internal/kafkabroker"
 	"github.com/ordersaga/ordersaga/internal/logging"
 	"github.com/ordersaga/ordersaga/internal/pgserver"
 	"github.com/ordersaga/ordersaga/internal/ports"
+	"github.com/ordersaga/ordersaga/internal/temporalclient"
 	"github.com/ordersaga/ordersaga/internal/temporalserver"
 	"github.com/ordersaga/ordersaga/internal/temporalsetup"
 	"github.com/ordersaga/ordersaga/schema"
@@ -252,11 +255,63 @@ func Logger() *zap.Logger {
 	return l
 }
 
-// TemporalClient dials the namespace of NewNamespace with a quiet logger
-// and closes the client when t ends.
+// CodecKeys is the TEMPORAL_CODEC_KEYS of every test's Temporal clients,
+// so that the tests run with payload encryption on, as production does:
+// "test-2" encrypts, and "test-1" is an older key still listed. The keys
+// are fixed so that a history a test recorded can be decoded later; they
+// protect nothing.
+const CodecKeys = "test-2:9fmHlN2mmQe9rG52kO4j+1DsAwcmRCk3c6CnkOFFGLI=,test-1:6YmELiGPyu7FHre43xF6uaPhvFDODF7qe3hQ31DACAk="
+
+// Config is the configuration of the test Temporal clients: addr,
+// namespace and CodecKeys.
+func Config(addr, namespace string) config.Config {
+	cfg, err := config.LoadFrom(map[string]string{"TEMPORAL_ADDRESS": addr, "TEMPORAL_NAMESPACE": namespace, "TEMPORAL_CODEC_KEYS": CodecKeys})
+	if err != nil {
+		panic("testenv: " + err.Error()) // constants of this package
+	}
+	return cfg
+}
+
+// ClientOptions are the options of TemporalClient: the codec of CodecKeys
+// and a quiet logger. A test that builds its own client (a lazy one, say)
+// starts from these.
+func ClientOptions(addr, namespace string) client.Options {
+	opts, _, err := temporalclient.Options(Config(addr, namespace), Logger())
+	if err != nil {
+		panic("testenv: " + err.Error())
+	}
+	return opts
+}
+
+// Codec is the payload codec of CodecKeys, for the gateway's codec
+// endpoint and for tests that decode payloads themselves.
+func Codec() *codec.Codec {
+	c, err := temporalclient.Codec(Config("", "default"))
+	if err != nil {
+		panic("testenv: " + err.Error())
+	}
+	return c
+}
+
+// TemporalClient dials the namespace of NewNamespace with ClientOptions
+// (payloads encrypted with CodecKeys) and closes the client when t ends.
 func TemporalClient(t testing.TB, addr, namespace string) client.Client {
 	t.Helper()
-	c, err := client.Dial(client.Options{HostPort: addr, Namespace: namespace, Logger: logging.Temporal(Logger())})
+	return dial(t, ClientOptions(addr, namespace))
+}
+
+// PlainTemporalClient is TemporalClient without the payload codec: it
+// reads histories as the Temporal server stores them (to check that they
+// are encrypted), and it records histories in clear (the golden histories,
+// which replay without keys).
+func PlainTemporalClient(t testing.TB, addr, namespace string) client.Client {
+	t.Helper()
+	return dial(t, client.Options{HostPort: addr, Namespace: namespace, Logger: logging.Temporal(Logger())})
+}
+
+func dial(t testing.TB, opts client.Options) client.Client {
+	t.Helper()
+	c, err := client.Dial(opts)
 	if err != nil {
 		t.Fatalf("testenv: dial temporal: %v", err)
 	}
