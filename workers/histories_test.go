@@ -67,7 +67,9 @@ func (g *gatedProvider) Authorize(ctx context.Context, req payment.AuthorizeRequ
 func TestGoldenHistories(t *testing.T) {
 	addr, ns := testenv.NewNamespace(t)
 	pool := testenv.NewPool(t)
-	c := testenv.TemporalClient(t, addr, ns)
+	// In clear: the golden histories replay without keys, in
+	// `ordersaga replay` and in the tests.
+	c := testenv.PlainTemporalClient(t, addr, ns)
 	log := testenv.Logger()
 	store := orderstore.New(pool)
 	sim := payment.NewSimulator(pool)
@@ -194,7 +196,7 @@ func TestReplayByVisibilityQuery(t *testing.T) {
 		t.Fatalf(`OrderStatus = "REJECTED" found %d workflows, want 2`, len(histories))
 	}
 	var out strings.Builder
-	if err := replay.New(saga.OrderWorkflow, logging.Temporal(testenv.Logger())).Report(histories, &out); err != nil {
+	if err := replay.New(saga.OrderWorkflow, logging.Temporal(testenv.Logger()), replay.WithDataConverter(testenv.Codec().DataConverter())).Report(histories, &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	for _, h := range histories {

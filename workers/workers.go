@@ -101,7 +101,7 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, reg prometheus
 		return err
 	}
 	defer pool.Close()
-	c, err := temporalclient.Dial(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, log)
+	c, err := temporalclient.Connect(ctx, cfg, log)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,8 @@ package faultrun
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"os"
@@ -236,6 +238,10 @@ func (r *run) start(ctx context.Context) error {
 // the machine pick free ports too, so a service that could not start is
 // tried again, all of them on new ports, before the run gives up.
 func (r *run) startServices(ctx context.Context, bin string) (Addrs, error) {
+	codecKey := make([]byte, 32)
+	if _, err := rand.Read(codecKey); err != nil {
+		return Addrs{}, fmt.Errorf("make a codec key: %w", err)
+	}
 	secret, err := randomSecret(32)
 	if err != nil {
 		return Addrs{}, err
@@ -247,7 +253,7 @@ func (r *run) startServices(ctx context.Context, bin string) (Addrs, error) {
 		if err != nil {
 			return Addrs{}, err
 		}
-		procs := NewProcs(ctx, bin, filepath.Join(r.dir, "logs"), ServiceEnv(r.stack, addrs, secret, r.o.StepTimeout), r.log, r.exited)
+		procs := NewProcs(ctx, bin, filepath.Join(r.dir, "logs"), ServiceEnv(r.stack, addrs, secret, "run:"+base64.StdEncoding.EncodeToString(codecKey), r.o.StepTimeout), r.log, r.exited)
 		lastErr = nil
 		for _, svc := range addrs.Services() {
 			if lastErr = procs.Start(ctx, svc); lastErr != nil {

@@ -61,7 +61,7 @@ func (a Addrs) Services() []Service {
 // ServiceEnv is the environment every service gets: the machine's, less
 // any ordersaga setting it may hold (a developer's DATABASE_URL must not
 // point the run at their own database), plus the run's.
-func ServiceEnv(s *Stack, a Addrs, jwtSecret string, stepTimeout time.Duration) []string {
+func ServiceEnv(s *Stack, a Addrs, jwtSecret, codecKeys string, stepTimeout time.Duration) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if !isSetting(kv) {
@@ -76,6 +76,9 @@ func ServiceEnv(s *Stack, a Addrs, jwtSecret string, stepTimeout time.Duration) 
 		"GATEWAY_ADDR="+a.Gateway,
 		"WS_ADDR="+a.Hub,
 		"JWT_SECRET="+jwtSecret,
+		// Payloads encrypted, as in production: the codec is on the path
+		// of every start, update and activity of the run.
+		"TEMPORAL_CODEC_KEYS="+codecKeys,
 		"LOG_LEVEL=info",
 		// Short enough that an order whose step is lost ends within the
 		// run, long enough that no fault here makes a step time out.

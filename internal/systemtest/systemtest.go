@@ -121,7 +121,10 @@ func Start(t testing.TB, opt Options) *System {
 	go func() { _ = relay.Run(ctx); close(relayDone) }()
 
 	tokens := authn.New(Secret, time.Hour, time.Now)
-	tc, err := client.NewLazyClient(client.Options{HostPort: addr, Namespace: ns, Logger: logging.Temporal(log)})
+	// Encrypting with the test keys, as the workers' client does.
+	topts := testenv.ClientOptions(addr, ns)
+	topts.Logger = logging.Temporal(log)
+	tc, err := client.NewLazyClient(topts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +147,7 @@ func Start(t testing.TB, opt Options) *System {
 
 	gw := gateway.New(gateway.Deps{
 		Accounts: accounts.NewStore(pool), Catalog: catalog.New(pool), Orders: store, Temporal: tc,
-		Tokens: tokens, Log: log, Registry: prometheus.NewRegistry(), Now: time.Now,
+		Tokens: tokens, Log: log, Registry: prometheus.NewRegistry(), Now: time.Now, Codec: testenv.Codec(),
 	}, gateway.Settings{Timeouts: order.Timeouts{Step: time.Minute}, CursorKey: gateway.CursorKey(Secret), WSURL: s.HubURL, HubStatusURL: s.HubOpsURL + "/status", Namespace: ns,
 		TemporalUIURL: "http://" + addr, StartTimeout: opt.StartTimeout})
 	s.Gateway = gw.Handler()
