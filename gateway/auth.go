@@ -108,6 +108,12 @@ func (s *Server) login(c *gin.Context) {
 		s.fail(c, apperr.Invalid("email", "email is required"))
 		return
 	}
+	if utf8.RuneCountInString(req.Email) > 254 {
+		// No account has such an address (registration refuses it), and a
+		// huge one would only cost a limiter key and a lookup.
+		s.fail(c, apperr.Invalid("email", "email is at most 254 characters"))
+		return
+	}
 	if req.Password == "" {
 		s.fail(c, apperr.Invalid("password", "password is required"))
 		return

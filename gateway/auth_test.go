@@ -47,6 +47,12 @@ func TestRegisterLoginMe(t *testing.T) {
 		t.Errorf("refused registrations wrote: %s -> %s", before, after)
 	}
 
+	// A huge email is refused before it costs a limiter key or a lookup.
+	r = s.do("POST", "/api/v1/auth/login", "", map[string]string{"email": strings.Repeat("a", 300) + "@example.com", "password": "correct-horse"})
+	if r.Status != 400 || r.errCode() != "invalid_argument" || r.errField() != "email" {
+		t.Errorf("login with a 300-character email: %d %s", r.Status, r.Body)
+	}
+
 	r = s.do("POST", "/api/v1/auth/login", "", map[string]string{"email": "ANN@example.com", "password": "correct-horse"})
 	var login struct {
 		Token     string
