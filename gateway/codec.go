@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 
@@ -63,7 +64,7 @@ func (s *Server) codecAuthenticated(c *gin.Context) {
 func (s *Server) startCodecSession(c *gin.Context) {
 	token := strings.TrimPrefix(c.GetHeader("Authorization"), "Bearer ")
 	http.SetCookie(c.Writer, &http.Cookie{Name: codecCookie, Value: token, Path: codecPath,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.Request.TLS != nil})
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: secureCookie(c)})
 	c.Status(http.StatusNoContent)
 }
 
@@ -71,7 +72,7 @@ func (s *Server) startCodecSession(c *gin.Context) {
 // token: removing one's own cookie reveals and changes nothing else.
 func (s *Server) endCodecSession(c *gin.Context) {
 	http.SetCookie(c.Writer, &http.Cookie{Name: codecCookie, Value: "", Path: codecPath, MaxAge: -1,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.Request.TLS != nil})
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: secureCookie(c)})
 	c.Status(http.StatusNoContent)
 }
 
@@ -108,4 +109,20 @@ func (s *Server) codecCall(op string, fn func([]*commonpb.Payload) ([]*commonpb.
 		}
 		c.Data(http.StatusOK, "application/json", body)
 	}
+}
+
+// secureCookie says whether the codec cookie, which holds an admin token,
+// is sent over TLS only: always, except to a loopback host (the local
+// stack on plain http, which browsers treat as a secure context anyway).
+// TLS usually ends at a proxy, so the request's own TLS says nothing.
+func secureCookie(c *gin.Context) bool {
+	host := c.Request.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host == "localhost" {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
 }

@@ -471,6 +471,13 @@ func (c *conn) writer() {
 			c.log.Info("token expired; closing the connection", zap.Time("expired_at", c.expires))
 			c.close(closeTokenExpired, "token expired: reconnect with a fresh token and resume with after_seq")
 		case msg := <-c.send:
+			if !c.expires.IsZero() && !time.Now().Before(c.expires) {
+				// The timer and a queued event were ready together and
+				// select chose the event: the token has ended all the same.
+				c.close(closeTokenExpired, "token expired: reconnect with a fresh token and resume with after_seq")
+				c.writeClose()
+				return
+			}
 			_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
 			if err := c.ws.WriteMessage(websocket.TextMessage, msg); err != nil {
 				c.close(websocket.CloseAbnormalClosure, "")

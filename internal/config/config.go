@@ -297,7 +297,11 @@ var knownJWTPlaceholders = []string{
 
 // placeholderWords are found in values written by people to be replaced
 // or remembered, and (at these lengths) practically never in random ones.
-var placeholderWords = []string{"changeme", "change-me", "change_me", "replaceme", "replace-me", "placeholder", "example", "secret", "password"}
+var placeholderWords = []string{"changeme", "change-me", "change_me", "replaceme", "replace-me", "placeholder", "example", "secret", "password",
+	// Words of a phrase someone made up for this system: the estimate
+	// below overrates such text, and a guesser tries these first.
+	// (Long words only: a short one would turn up in random base64.)
+	"ordersaga", "signing", "production"}
 
 // MinJWTSecretBits is the least estimated entropy (see SecretBits) of a
 // JWT secret outside `ordersaga dev`.

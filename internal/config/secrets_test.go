@@ -27,6 +27,7 @@ func TestJWTSecretOutsideDev(t *testing.T) {
 		{"k8s default, lower case", "change-me-to-32-or-more-random-characters"},
 		{"placeholder word", "please-changeme-" + hex.EncodeToString(random(t, 16))},
 		{"a phrase", "our-jwt-secret-for-the-shop-in-production"},
+		{"a phrase about the system", "ordersaga-prod-jwt-key-2024-ordersaga"},
 		{"one repeated character", strings.Repeat("a", 64)},
 		{"two characters in turn", strings.Repeat("ab", 32)},
 		{"a run", "abcdefghijklmnopqrstuvwxyz0123456789"},
