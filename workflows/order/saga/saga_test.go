@@ -606,9 +606,6 @@ func TestInvalidOrderInputEndsFailed(t *testing.T) {
 // a record hangs past the local activity's start-to-close (10 s). It used to
 // be the whole budget, and the workflow failed with the order half done.
 func TestStalledDatabaseWhileRecording(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits out a 10 s start-to-close")
-	}
 	w := newWorld()
 	w.record = func(ctx context.Context, rec order.StatusRecord, n int) error {
 		if rec.Status == order.Confirmed && n == 1 {
