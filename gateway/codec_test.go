@@ -23,10 +23,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ordersaga/ordersaga/internal/codec"
+	"github.com/ordersaga/ordersaga/internal/localstack/temporalserver"
 	"github.com/ordersaga/ordersaga/internal/logging"
 	"github.com/ordersaga/ordersaga/internal/replay"
-	"github.com/ordersaga/ordersaga/internal/temporalserver"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/workflows/order"
 	"github.com/ordersaga/ordersaga/workflows/order/saga"
 )
@@ -74,7 +74,7 @@ func payloadsOf(t *testing.T, r response) []*commonpb.Payload {
 // still readable and queryable. An admin decodes the input through the
 // gateway's codec endpoint; nobody else may.
 func TestPayloadsAreEncrypted(t *testing.T) {
-	addr, ns := testenv.NewNamespace(t)
+	addr, ns := testkit.NewNamespace(t)
 	s := newStack(t, options{temporalAddr: addr, namespace: ns})
 	s.product("CODEC-SKU-1", 1500, map[string]int{"east": 10})
 	tok, customerID := s.customer()
@@ -83,7 +83,7 @@ func TestPayloadsAreEncrypted(t *testing.T) {
 	r.json(t, &o)
 	s.waitStatus(tok, o.ID, time.Minute, "CONFIRMED")
 
-	plain := testenv.PlainTemporalClient(t, addr, ns)
+	plain := testkit.PlainTemporalClient(t, addr, ns)
 	h := rawHistory(t, plain, order.WorkflowID(o.ID))
 	started := h.GetEvents()[0].GetWorkflowExecutionStartedEventAttributes()
 	input := started.GetInput().GetPayloads()
@@ -188,9 +188,9 @@ func TestPayloadsAreEncrypted(t *testing.T) {
 	}
 
 	// The history replays with the codec, and only with it.
-	log := logging.Temporal(testenv.Logger().WithOptions(zap.IncreaseLevel(zap.ErrorLevel)))
+	log := logging.Temporal(testkit.Logger().WithOptions(zap.IncreaseLevel(zap.ErrorLevel)))
 	hist := replay.History{Source: "server", WorkflowID: order.WorkflowID(o.ID), History: h}
-	if err := replay.New(saga.OrderWorkflow, log, replay.WithDataConverter(testenv.Codec().DataConverter())).Replay(hist); err != nil {
+	if err := replay.New(saga.OrderWorkflow, log, replay.WithDataConverter(testkit.Codec().DataConverter())).Replay(hist); err != nil {
 		t.Errorf("the encrypted history does not replay with the codec: %v", err)
 	}
 	if err := replay.New(saga.OrderWorkflow, log).Replay(hist); err == nil {
@@ -230,7 +230,7 @@ func TestPayloadsAreEncrypted(t *testing.T) {
 }
 
 // TestCodecKeyRotation: data encrypted with an older key decodes while that
-// key is listed (testenv's "test-1", after "test-2"); data of a key that is
+// key is listed (testkit's "test-1", after "test-2"); data of a key that is
 // no longer listed is refused with 400, and so is a tampered payload.
 func TestCodecKeyRotation(t *testing.T) {
 	s := newStack(t, options{noWorkers: true})
@@ -253,7 +253,7 @@ func TestCodecKeyRotation(t *testing.T) {
 		}
 		return out[0]
 	}
-	_, older, _ := strings.Cut(testenv.CodecKeys, ",") // "test-1:…"
+	_, older, _ := strings.Cut(testkit.CodecKeys, ",") // "test-1:…"
 	byOld := encryptWith(older)
 	if string(byOld.GetMetadata()[codec.MetadataKeyID]) != "test-1" {
 		t.Fatalf("older key %v", byOld.GetMetadata())
@@ -299,7 +299,7 @@ func TestCodecSessionCookie(t *testing.T) {
 	s := newStack(t, options{noWorkers: true})
 	customer, _ := s.customer()
 	clear, _ := converter.GetDefaultDataConverter().ToPayload("hello")
-	enc, err := testenv.Codec().Encode([]*commonpb.Payload{clear})
+	enc, err := testkit.Codec().Encode([]*commonpb.Payload{clear})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ import (
 	"github.com/ordersaga/ordersaga/internal/catalog"
 	"github.com/ordersaga/ordersaga/internal/config"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 )
 
 // peer is a browser or script at one address: its connections leave
@@ -96,7 +96,7 @@ func gatewayWith(t *testing.T, vars map[string]string) (url string, accts *accou
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := testenv.NewPool(t)
+	pool := testkit.NewPool(t)
 	tc, err := client.NewLazyClient(client.Options{HostPort: "127.0.0.1:1"})
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +105,7 @@ func gatewayWith(t *testing.T, vars map[string]string) (url string, accts *accou
 	accts = accounts.NewStore(pool)
 	gw := gateway.New(gateway.Deps{
 		Accounts: accts, Catalog: catalog.New(pool), Orders: orderstore.New(pool), Temporal: tc,
-		Tokens: authn.New(secret, time.Hour, time.Now), Log: testenv.Logger(), Registry: prometheus.NewRegistry(), Now: time.Now,
+		Tokens: authn.New(secret, time.Hour, time.Now), Log: testkit.Logger(), Registry: prometheus.NewRegistry(), Now: time.Now,
 	}, gateway.Settings{CursorKey: gateway.CursorKey(secret), WSURL: "ws://127.0.0.1:1/ws",
 		TemporalUIURL: cfg.TemporalUIURL, TrustedProxies: cfg.TrustedProxies, CORSOrigins: cfg.CORSAllowedOrigins})
 	srv := httptest.NewServer(gw.Handler())

@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/ordersaga/ordersaga/internal/config"
-	"github.com/ordersaga/ordersaga/internal/ports"
-	"github.com/ordersaga/ordersaga/internal/temporalserver"
+	"github.com/ordersaga/ordersaga/internal/localstack/ports"
+	"github.com/ordersaga/ordersaga/internal/localstack/temporalserver"
 	"github.com/ordersaga/ordersaga/internal/temporalsetup"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/workers"
 )
 
@@ -57,7 +57,7 @@ func TestOrdersAreAcceptedWhileTemporalIsDown(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
-		_ = workers.NewStarter(s.store, testenv.TemporalClient(t, tmp.addr(), "default"), cfg, testenv.Logger(), nil).Run(ctx)
+		_ = workers.NewStarter(s.store, testkit.TemporalClient(t, tmp.addr(), "default"), cfg, testkit.Logger(), nil).Run(ctx)
 		close(done)
 	}()
 	defer func() { stop(); <-done }()
@@ -78,7 +78,7 @@ type ownTemporal struct {
 
 func newOwnTemporal(t testing.TB) *ownTemporal {
 	t.Helper()
-	testenv.TemporalAddress(t) // the shared server proves the CLI is built
+	testkit.TemporalAddress(t) // the shared server proves the CLI is built
 	port, err := ports.Free()
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +86,7 @@ func newOwnTemporal(t testing.TB) *ownTemporal {
 	o := &ownTemporal{t: t, port: port, dbFile: filepath.Join(t.TempDir(), "temporal.db")}
 	o.start()
 	t.Cleanup(func() { o.stop() })
-	if err := temporalsetup.EnsureSearchAttributes(context.Background(), testenv.TemporalClient(t, o.addr(), "default"), "default"); err != nil {
+	if err := temporalsetup.EnsureSearchAttributes(context.Background(), testkit.TemporalClient(t, o.addr(), "default"), "default"); err != nil {
 		t.Fatal(err)
 	}
 	return o

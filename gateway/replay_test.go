@@ -10,7 +10,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
@@ -130,7 +130,7 @@ func workflowInput(t *testing.T, c client.Client, orderID string) order.Input {
 		t.Fatalf("order %s: workflow history: %v", orderID, err)
 	}
 	var in order.Input
-	if err := testenv.Codec().DataConverter().FromPayloads(ev.GetWorkflowExecutionStartedEventAttributes().GetInput(), &in); err != nil {
+	if err := testkit.Codec().DataConverter().FromPayloads(ev.GetWorkflowExecutionStartedEventAttributes().GetInput(), &in); err != nil {
 		t.Fatal(err)
 	}
 	return in

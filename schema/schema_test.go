@@ -10,15 +10,15 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/schema"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 func TestMigrateTwiceIsANoOp(t *testing.T) {
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, testenv.EmptyDatabase(t))
+	pool, err := pgxpool.New(ctx, testkit.EmptyDatabase(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestMigrateTwiceIsANoOp(t *testing.T) {
 
 func TestStockCheckRefusesOverReservation(t *testing.T) {
 	ctx := context.Background()
-	pool := testenv.NewPool(t)
+	pool := testkit.NewPool(t)
 	mustExec(t, pool, `INSERT INTO catalog.products (sku, name, brand, price_cents) VALUES ('WATCH-42', 'Watch', 'Acme', 1000)`)
 	mustExec(t, pool, `INSERT INTO catalog.stock (sku, warehouse, on_hand, reserved) VALUES ('WATCH-42', 'east', 5, 0)`)
 
@@ -90,7 +90,7 @@ func TestStockCheckRefusesOverReservation(t *testing.T) {
 }
 
 func TestSkuFormatIsEnforced(t *testing.T) {
-	pool := testenv.NewPool(t)
+	pool := testkit.NewPool(t)
 	_, err := pool.Exec(context.Background(), `INSERT INTO catalog.products (sku, name, brand, price_cents) VALUES ('bad sku', 'x', 'y', 1)`)
 	if err == nil {
 		t.Error("a lower-case sku with a space was accepted")

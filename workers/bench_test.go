@@ -14,7 +14,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/ordersaga/ordersaga/activities/payment"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/workflows/order"
 	"github.com/ordersaga/ordersaga/workflows/order/saga"
 )
@@ -33,8 +33,8 @@ const inFlight = 32
 // Run: go test -run '^$' -bench Saga -benchtime 300x -count 3 ./workers/
 func BenchmarkSaga(b *testing.B) {
 	b.Run("noop", func(b *testing.B) {
-		addr, ns := testenv.NewNamespace(b)
-		c := testenv.TemporalClient(b, addr, ns)
+		addr, ns := testkit.NewNamespace(b)
+		c := testkit.TemporalClient(b, addr, ns)
 		for _, w := range noopWorkers(c) {
 			if err := w.Start(); err != nil {
 				b.Fatal(err)

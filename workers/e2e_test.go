@@ -18,12 +18,12 @@ import (
 	"github.com/ordersaga/ordersaga/activities/payment"
 	"github.com/ordersaga/ordersaga/internal/config"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/workers"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // system is the three workers on the harness's Temporal and PostgreSQL.
 type system struct {
@@ -46,10 +46,10 @@ func startSystem(t testing.TB) *system {
 // workflows wait for startOrderWorker.
 func startSystemWithoutOrderWorker(t testing.TB) *system {
 	t.Helper()
-	addr, ns := testenv.NewNamespace(t)
-	pool := testenv.NewPool(t)
-	c := testenv.TemporalClient(t, addr, ns)
-	log := testenv.Logger()
+	addr, ns := testkit.NewNamespace(t)
+	pool := testkit.NewPool(t)
+	c := testkit.TemporalClient(t, addr, ns)
+	log := testkit.Logger()
 	store := orderstore.New(pool)
 	sim := payment.NewSimulator(pool)
 	sim.SlowDelay = 2 * time.Second
@@ -66,7 +66,7 @@ func startSystemWithoutOrderWorker(t testing.TB) *system {
 
 func (s *system) startOrderWorker(t testing.TB) {
 	t.Helper()
-	startWorkers(t, workers.NewOrder(s.client, s.store, workerOptions, testenv.Logger()))
+	startWorkers(t, workers.NewOrder(s.client, s.store, workerOptions, testkit.Logger()))
 }
 
 // startWorkers starts ws and stops them when t ends.
@@ -406,7 +406,7 @@ func TestRepairFinishesATerminatedOrder(t *testing.T) {
 	for s.status(t, n.ID) != "RESERVED" && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if _, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testenv.Logger()); err == nil {
+	if _, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testkit.Logger()); err == nil {
 		t.Error("repair of a running order was allowed")
 	}
 	if err := s.client.TerminateWorkflow(ctx, order.WorkflowID(n.ID.String()), "", "operator mistake"); err != nil {
@@ -414,7 +414,7 @@ func TestRepairFinishesATerminatedOrder(t *testing.T) {
 	}
 	// Let the authorization that was in flight finish at the provider.
 	time.Sleep(2500 * time.Millisecond)
-	rep, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testenv.Logger())
+	rep, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testkit.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,7 +425,7 @@ func TestRepairFinishesATerminatedOrder(t *testing.T) {
 		t.Errorf("order is %s", got)
 	}
 	// Running it again changes nothing.
-	if _, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testenv.Logger()); err != nil {
+	if _, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testkit.Logger()); err != nil {
 		t.Errorf("second repair: %v", err)
 	}
 	var reserved int

@@ -20,7 +20,7 @@ import (
 	"github.com/ordersaga/ordersaga/internal/logging"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/replay"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/workers"
 	"github.com/ordersaga/ordersaga/workflows/order"
 	"github.com/ordersaga/ordersaga/workflows/order/saga"
@@ -65,12 +65,12 @@ func (g *gatedProvider) Authorize(ctx context.Context, req payment.AuthorizeRequ
 // it also writes them to workflows/order/testdata/histories, where the
 // replay tests and `ordersaga replay` read them.
 func TestGoldenHistories(t *testing.T) {
-	addr, ns := testenv.NewNamespace(t)
-	pool := testenv.NewPool(t)
+	addr, ns := testkit.NewNamespace(t)
+	pool := testkit.NewPool(t)
 	// In clear: the golden histories replay without keys, in
 	// `ordersaga replay` and in the tests.
-	c := testenv.PlainTemporalClient(t, addr, ns)
-	log := testenv.Logger()
+	c := testkit.PlainTemporalClient(t, addr, ns)
+	log := testkit.Logger()
 	store := orderstore.New(pool)
 	sim := payment.NewSimulator(pool)
 	sim.SlowDelay = 3 * time.Second
@@ -196,7 +196,7 @@ func TestReplayByVisibilityQuery(t *testing.T) {
 		t.Fatalf(`OrderStatus = "REJECTED" found %d workflows, want 2`, len(histories))
 	}
 	var out strings.Builder
-	if err := replay.New(saga.OrderWorkflow, logging.Temporal(testenv.Logger()), replay.WithDataConverter(testenv.Codec().DataConverter())).Report(histories, &out); err != nil {
+	if err := replay.New(saga.OrderWorkflow, logging.Temporal(testkit.Logger()), replay.WithDataConverter(testkit.Codec().DataConverter())).Report(histories, &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	for _, h := range histories {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/ordersaga/ordersaga/activities/payment"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/workers"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
@@ -26,10 +26,10 @@ var repairWorkerOptions = worker.Options{WorkerStopTimeout: 5 * time.Second}
 // before an operator's repair.
 func startRepairSystem(t *testing.T, wrap func(payment.Provider) payment.Provider) *system {
 	t.Helper()
-	addr, ns := testenv.NewNamespace(t)
-	pool := testenv.NewPool(t)
-	c := testenv.TemporalClient(t, addr, ns)
-	log := testenv.Logger()
+	addr, ns := testkit.NewNamespace(t)
+	pool := testkit.NewPool(t)
+	c := testkit.TemporalClient(t, addr, ns)
+	log := testkit.Logger()
 	store := orderstore.New(pool)
 	startWorkers(t,
 		workers.NewOrder(c, store, repairWorkerOptions, log),
@@ -119,7 +119,7 @@ func TestRepairRefusesWhileACaptureMayBeInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testenv.Logger())
+	_, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testkit.Logger())
 	if !errors.Is(err, workers.ErrCaptureMayBeInFlight) {
 		t.Fatalf("repair during a capture: got %v, want a refusal because a capture may be in flight", err)
 	}
@@ -136,7 +136,7 @@ func TestRepairRefusesWhileACaptureMayBeInFlight(t *testing.T) {
 	// The capture lands after all, as it would have.
 	close(held.release)
 	eventually(t, 30*time.Second, "the capture is recorded", func() bool { return paymentStatus(t, s, n.ID) == "CAPTURED" })
-	if _, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testenv.Logger()); err == nil {
+	if _, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testkit.Logger()); err == nil {
 		t.Error("repair of a captured order was allowed")
 	}
 	if state, captures := providerHold(t, s, n.ID); state != "CAPTURED" || captures != 1 {
@@ -175,7 +175,7 @@ func TestRepairVoidsTheLiveHoldOfAFailedOrder(t *testing.T) {
 		t.Fatalf("setup: provider hold is %q, want a live AUTHORIZED hold", state)
 	}
 
-	rep, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testenv.Logger())
+	rep, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testkit.Logger())
 	if err != nil {
 		t.Fatalf("repair: %v", err)
 	}
@@ -188,7 +188,7 @@ func TestRepairVoidsTheLiveHoldOfAFailedOrder(t *testing.T) {
 	if got := paymentStatus(t, s, n.ID); got != "VOIDED" {
 		t.Errorf("payment is %s", got)
 	}
-	if _, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testenv.Logger()); err != nil {
+	if _, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testkit.Logger()); err != nil {
 		t.Errorf("second repair: %v", err)
 	}
 	var voids int
@@ -213,7 +213,7 @@ func TestRepairLeavesANeverStartedOrderToTheStarter(t *testing.T) {
 	s.product(t, "REPAIR-3", 100, map[string]int{"east": 5})
 	n := newOrder(payment.TokenOK, order.Line{SKU: "REPAIR-3", Name: "x", Quantity: 1, UnitPriceCents: 100})
 	s.place(t, n, false)
-	if _, err := workers.Repair(context.Background(), n.ID, s.store, s.pool, s.pool, s.client, testenv.Logger()); err == nil || !strings.Contains(err.Error(), "starter") {
+	if _, err := workers.Repair(context.Background(), n.ID, s.store, s.pool, s.pool, s.client, testkit.Logger()); err == nil || !strings.Contains(err.Error(), "starter") {
 		t.Fatalf("repair of a never-started order: %v, want a refusal naming the starter", err)
 	}
 	if got := s.status(t, n.ID); got != "PENDING" {

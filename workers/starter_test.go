@@ -19,11 +19,11 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/ordersaga/ordersaga/internal/config"
+	"github.com/ordersaga/ordersaga/internal/localstack/ports"
+	"github.com/ordersaga/ordersaga/internal/localstack/temporalserver"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
-	"github.com/ordersaga/ordersaga/internal/ports"
-	"github.com/ordersaga/ordersaga/internal/temporalserver"
 	"github.com/ordersaga/ordersaga/internal/temporalsetup"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
@@ -40,13 +40,13 @@ type starterFixture struct {
 
 func newStarterFixture(t *testing.T, c client.Client) *starterFixture {
 	t.Helper()
-	pool := testenv.NewPool(t)
+	pool := testkit.NewPool(t)
 	cfg, err := config.LoadFrom(map[string]string{"ORDER_STARTER_INTERVAL": "200ms", "ORDER_STARTER_GRACE": "0s"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &starterFixture{pool: pool, store: orderstore.New(pool), client: c, reg: prometheus.NewRegistry()}
-	f.starter = NewStarter(f.store, c, cfg, testenv.Logger(), f.reg)
+	f.starter = NewStarter(f.store, c, cfg, testkit.Logger(), f.reg)
 	return f
 }
 
@@ -103,8 +103,8 @@ func (f *starterFixture) refusals(t *testing.T) int {
 // whose UI details would have been 40 KB uncapped; the refused one is
 // counted, and not tried again until its backoff has passed.
 func TestStarterSkipsARefusedOrder(t *testing.T) {
-	addr, ns := testenv.NewNamespace(t)
-	f := newStarterFixture(t, testenv.TemporalClient(t, addr, ns))
+	addr, ns := testkit.NewNamespace(t)
+	f := newStarterFixture(t, testkit.TemporalClient(t, addr, ns))
 	ctx := context.Background()
 
 	refused := f.place(t, 50, strings.Repeat("n", 45_000)) // 2.25 MB of input
@@ -174,8 +174,8 @@ func TestStarterSkipsARefusedOrder(t *testing.T) {
 // workflow, even if its start was never marked; once Temporal has
 // forgotten that workflow, the starter must not run the order again.
 func TestStarterOnlyStartsOrdersThatNeverRan(t *testing.T) {
-	addr, ns := testenv.NewNamespace(t)
-	f := newStarterFixture(t, testenv.TemporalClient(t, addr, ns))
+	addr, ns := testkit.NewNamespace(t)
+	f := newStarterFixture(t, testkit.TemporalClient(t, addr, ns))
 	ctx := context.Background()
 	ran := f.place(t, 1, "Watch")
 	if _, err := f.pool.Exec(ctx, `UPDATE orders.orders SET status = 'CONFIRMED', last_seq = 4 WHERE id = $1`, ran.ID); err != nil {
@@ -197,7 +197,7 @@ func TestStarterOnlyStartsOrdersThatNeverRan(t *testing.T) {
 // the first order and counts nothing as refused; when Temporal is back,
 // every order is started at once, with no backoff to wait out.
 func TestStarterWaitsOutATemporalOutage(t *testing.T) {
-	testenv.TemporalAddress(t) // the shared server proves the CLI is built
+	testkit.TemporalAddress(t) // the shared server proves the CLI is built
 	port, err := ports.Free()
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +214,7 @@ func TestStarterWaitsOutATemporalOutage(t *testing.T) {
 	}
 	ts := startServer()
 	t.Cleanup(func() { ts.Stop() })
-	c := testenv.TemporalClient(t, ts.Addr(), "default")
+	c := testkit.TemporalClient(t, ts.Addr(), "default")
 	if err := temporalsetup.EnsureSearchAttributes(context.Background(), c, "default"); err != nil {
 		t.Fatal(err)
 	}

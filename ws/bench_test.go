@@ -20,7 +20,7 @@ import (
 	"github.com/ordersaga/ordersaga/internal/authn"
 	"github.com/ordersaga/ordersaga/internal/kafkaclient"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/ws"
 )
 
@@ -42,9 +42,9 @@ func BenchmarkFanout(b *testing.B) {
 func fanout(b *testing.B, clients int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	brokers := testenv.KafkaBrokers(b)
+	brokers := testkit.KafkaBrokers(b)
 	topic := "bench-" + uuid.NewString()[:8]
-	log := testenv.Logger()
+	log := testkit.Logger()
 	consumer, err := ws.Consumer(brokers, topic, time.Now(), log)
 	if err != nil {
 		b.Fatal(err)

@@ -11,16 +11,16 @@ import (
 
 	"github.com/ordersaga/ordersaga/internal/authn"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 )
 
 // TestScopeConnectionMemoryIsBounded: a connection following "all" over
 // 20,000 orders remembers the open ones and a bounded window of finished
 // ones, and still drops a late duplicate of a recently finished order.
 func TestScopeConnectionMemoryIsBounded(t *testing.T) {
-	h := New(nil, nil, Settings{SendBuffer: 1 << 20}, nil, testenv.Logger())
+	h := New(nil, nil, Settings{SendBuffer: 1 << 20}, nil, testkit.Logger())
 	c := &conn{hub: h, send: make(chan []byte, 1<<20), closing: make(chan struct{}), all: true,
-		last: map[uuid.UUID]int{}, replaying: map[uuid.UUID][]pending{}, orders: map[uuid.UUID]bool{}, log: testenv.Logger()}
+		last: map[uuid.UUID]int{}, replaying: map[uuid.UUID][]pending{}, orders: map[uuid.UUID]bool{}, log: testkit.Logger()}
 	event := func(id uuid.UUID, seq int, status string) {
 		e := orderstore.Complete(orderstore.Event{OrderID: id, Seq: seq, Status: status})
 		data, _ := json.Marshal(e)
@@ -71,9 +71,9 @@ func TestExplicitReplayOfAFinishedOrder(t *testing.T) {
 	for seq, st := range []string{"PENDING", "RESERVED", "AUTHORIZED", "CONFIRMED"} {
 		history = append(history, orderstore.Complete(orderstore.Event{OrderID: id, Seq: seq + 1, Status: st}))
 	}
-	h := New(fakeEvents{history}, nil, Settings{}, nil, testenv.Logger())
+	h := New(fakeEvents{history}, nil, Settings{}, nil, testkit.Logger())
 	c := &conn{hub: h, send: make(chan []byte, 64), closing: make(chan struct{}), claims: authn.Claims{Role: "admin"}, all: true,
-		last: map[uuid.UUID]int{}, replaying: map[uuid.UUID][]pending{}, orders: map[uuid.UUID]bool{}, log: testenv.Logger()}
+		last: map[uuid.UUID]int{}, replaying: map[uuid.UUID][]pending{}, orders: map[uuid.UUID]bool{}, log: testkit.Logger()}
 	for _, e := range history {
 		data, _ := json.Marshal(e)
 		c.deliver(e, data)
@@ -112,9 +112,9 @@ func TestFailedReplayLeavesScopesWhole(t *testing.T) {
 		return e, data
 	}
 	var c *conn
-	h := New(failingEvents{during: func() { c.deliver(ev(3, "AUTHORIZED")) }}, nil, Settings{}, nil, testenv.Logger())
+	h := New(failingEvents{during: func() { c.deliver(ev(3, "AUTHORIZED")) }}, nil, Settings{}, nil, testkit.Logger())
 	c = &conn{hub: h, send: make(chan []byte, 64), closing: make(chan struct{}), claims: authn.Claims{Role: "admin"}, all: true,
-		last: map[uuid.UUID]int{}, replaying: map[uuid.UUID][]pending{}, orders: map[uuid.UUID]bool{}, log: testenv.Logger()}
+		last: map[uuid.UUID]int{}, replaying: map[uuid.UUID][]pending{}, orders: map[uuid.UUID]bool{}, log: testkit.Logger()}
 	h.all[c] = struct{}{}
 	c.deliver(ev(2, "RESERVED")) // what "all" delivered before
 	<-c.send

@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ordersaga/ordersaga/internal/authn"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/ws"
 )
 
@@ -24,7 +24,7 @@ import (
 func bareHub(t *testing.T, s ws.Settings) (*ws.Hub, string, string) {
 	t.Helper()
 	tokens := authn.New(strings.Repeat("h", 32), time.Hour, time.Now)
-	hub := ws.New(nil, tokens, s, prometheus.NewRegistry(), testenv.Logger())
+	hub := ws.New(nil, tokens, s, prometheus.NewRegistry(), testkit.Logger())
 	srv := httptest.NewServer(hub)
 	t.Cleanup(srv.Close)
 	tok, _, err := tokens.Issue(authn.Claims{UserID: uuid.New(), Role: "admin"})

@@ -13,7 +13,7 @@ import (
 
 	"github.com/ordersaga/ordersaga/internal/config"
 	"github.com/ordersaga/ordersaga/internal/metrics"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/ws"
 )
 
@@ -34,8 +34,8 @@ func get(t *testing.T, url string) (int, string) {
 // finds /status from the configuration.
 func TestOpsEndpointsAreNotPublic(t *testing.T) {
 	cfg, err := config.LoadFrom(map[string]string{
-		"ORDERS_DATABASE_URL": testenv.NewDatabase(t),
-		"KAFKA_BROKERS":       strings.Join(testenv.KafkaBrokers(t), ","),
+		"ORDERS_DATABASE_URL": testkit.NewDatabase(t),
+		"KAFKA_BROKERS":       strings.Join(testkit.KafkaBrokers(t), ","),
 		"KAFKA_TOPIC":         "order-events-" + uuid.NewString()[:8],
 		"JWT_SECRET":          strings.Repeat("s", 32),
 		"WS_ADDR":             "127.0.0.1:0",
@@ -49,7 +49,7 @@ func TestOpsEndpointsAreNotPublic(t *testing.T) {
 	bound := make(chan addrs, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- ws.Run(ctx, cfg, testenv.Logger(), metrics.NewRegistry(), func(w, o string) { bound <- addrs{w, o} })
+		done <- ws.Run(ctx, cfg, testkit.Logger(), metrics.NewRegistry(), func(w, o string) { bound <- addrs{w, o} })
 	}()
 	defer func() {
 		cancel()

@@ -14,7 +14,7 @@ import (
 
 	"github.com/ordersaga/ordersaga/internal/authn"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/workflows/order"
 	"github.com/ordersaga/ordersaga/ws"
 )
@@ -27,7 +27,7 @@ import (
 // resubscribed it receives every event, once, in seq order.
 func TestReplayFailureLosesNothing(t *testing.T) {
 	ctx := context.Background()
-	dsn := testenv.NewDatabase(t)
+	dsn := testkit.NewDatabase(t)
 	// The hub's own pool, named so that the test can find its session.
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
@@ -47,7 +47,7 @@ func TestReplayFailureLosesNothing(t *testing.T) {
 	t.Cleanup(pool.Close)
 
 	tokens := authn.New(strings.Repeat("h", 32), time.Hour, time.Now)
-	hub := ws.New(orderstore.New(hubPool), tokens, ws.Settings{}, prometheus.NewRegistry(), testenv.Logger())
+	hub := ws.New(orderstore.New(hubPool), tokens, ws.Settings{}, prometheus.NewRegistry(), testkit.Logger())
 	srv := httptest.NewServer(hub)
 	t.Cleanup(srv.Close)
 	adminToken, _, err := tokens.Issue(authn.Claims{UserID: uuid.New(), Role: "admin"})

@@ -21,7 +21,7 @@ import (
 	"github.com/ordersaga/ordersaga/activities/inventory"
 	"github.com/ordersaga/ordersaga/internal/apperr"
 	"github.com/ordersaga/ordersaga/internal/catalog"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/schema"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
@@ -115,7 +115,7 @@ func TestDeactivatedProductIsNotSold(t *testing.T) {
 func numericCollationDatabase(t *testing.T) *pgxpool.Pool {
 	t.Helper()
 	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, testenv.NewDatabase(t))
+	admin, err := pgx.Connect(ctx, testkit.NewDatabase(t))
 	if err != nil {
 		t.Fatal(err)
 	}

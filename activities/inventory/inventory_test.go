@@ -15,11 +15,11 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ordersaga/ordersaga/activities/inventory"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 type stockRow struct {
 	warehouse        string
@@ -28,7 +28,7 @@ type stockRow struct {
 
 func setup(t *testing.T, stock map[string]map[string]int) (*pgxpool.Pool, *inventory.Activities) {
 	t.Helper()
-	pool := testenv.NewPool(t)
+	pool := testkit.NewPool(t)
 	ctx := context.Background()
 	for sku, whs := range stock {
 		if _, err := pool.Exec(ctx, `INSERT INTO catalog.products (sku, name, brand, price_cents) VALUES ($1, $1, 'Test', 100)`, sku); err != nil {

@@ -12,15 +12,15 @@ import (
 
 	"github.com/ordersaga/ordersaga/activities/orders"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 func TestRecordStatusTwiceAndOutOfOrder(t *testing.T) {
 	ctx := context.Background()
-	pool := testenv.NewPool(t)
+	pool := testkit.NewPool(t)
 	store := orderstore.New(pool)
 	acts := orders.New(store, zap.NewNop())
 	n := orderstore.NewOrder{ID: uuid.New(), CustomerID: uuid.New(), PaymentMethod: "tok_ok", Currency: "USD",

@@ -17,11 +17,11 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/ordersaga/ordersaga/activities/payment"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // countingProvider counts what reached the provider.
 type countingProvider struct {
@@ -53,7 +53,7 @@ type fixture struct {
 func setup(t *testing.T) *fixture {
 	t.Helper()
 	core, logs := observer.New(zapcore.DebugLevel)
-	f := &fixture{pool: testenv.NewPool(t), logs: logs}
+	f := &fixture{pool: testkit.NewPool(t), logs: logs}
 	f.sim = payment.NewSimulator(f.pool)
 	f.sim.SlowDelay = 500 * time.Millisecond
 	f.prov = &countingProvider{Provider: f.sim}

@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ordersaga/ordersaga/activities/payment"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 )
 
 // ledger reads the simulator's ledger as a fault run's checker does.
@@ -63,7 +63,7 @@ func declineCode(err error) string {
 // simulator call by call and checks each answer and its ledger.
 func TestSimulatorAnswersLikeAProviderWithIdempotencyKeys(t *testing.T) {
 	ctx := context.Background()
-	pool := testenv.NewPool(t)
+	pool := testkit.NewPool(t)
 	sim := payment.NewSimulator(pool)
 	l := ledger{pool}
 	authorize := func(key, token string, amount int64) (string, error) {
@@ -161,7 +161,7 @@ func TestSimulatorAnswersLikeAProviderWithIdempotencyKeys(t *testing.T) {
 // tok_transient_error's attempt count.
 func TestSimulatorLedgerSurvivesARestart(t *testing.T) {
 	ctx := context.Background()
-	pool := testenv.NewPool(t)
+	pool := testkit.NewPool(t)
 	key := uuid.NewString()
 	req := payment.AuthorizeRequest{IdempotencyKey: key, Token: payment.TokenTransientError, AmountCents: 900, Currency: "USD"}
 	for i := 1; i <= 2; i++ {

@@ -17,8 +17,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/ordersaga/ordersaga/internal/faultrun"
 	"github.com/ordersaga/ordersaga/internal/logging"
+	"github.com/ordersaga/ordersaga/internal/testkit/faultrun"
 )
 
 func main() { os.Exit(run()) }

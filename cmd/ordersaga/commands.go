@@ -16,7 +16,7 @@ import (
 	"github.com/ordersaga/ordersaga/gateway"
 	"github.com/ordersaga/ordersaga/internal/accounts"
 	"github.com/ordersaga/ordersaga/internal/config"
-	"github.com/ordersaga/ordersaga/internal/devstack"
+	"github.com/ordersaga/ordersaga/internal/localstack"
 	"github.com/ordersaga/ordersaga/internal/logging"
 	"github.com/ordersaga/ordersaga/internal/metrics"
 	"github.com/ordersaga/ordersaga/internal/migrate"
@@ -31,7 +31,7 @@ import (
 )
 
 func runDev(ctx context.Context, cfg config.Config, log *zap.Logger) error {
-	return devstack.Run(ctx, cfg, log, os.Stdout, func(cfg config.Config, reg *prometheus.Registry) []devstack.Service {
+	return localstack.Run(ctx, cfg, log, os.Stdout, func(cfg config.Config, reg *prometheus.Registry) []localstack.Service {
 		return services(cfg, log, reg)
 	})
 }
@@ -86,8 +86,8 @@ func runTemporalSetup(ctx context.Context, cfg config.Config, log *zap.Logger) e
 }
 
 // services lists what `dev` runs in its one process.
-func services(cfg config.Config, log *zap.Logger, reg *prometheus.Registry) []devstack.Service {
-	out := []devstack.Service{{
+func services(cfg config.Config, log *zap.Logger, reg *prometheus.Registry) []localstack.Service {
+	out := []localstack.Service{{
 		Name: "gateway",
 		Run: func(ctx context.Context) error {
 			return gateway.Run(ctx, cfg, log, reg, nil)
@@ -101,7 +101,7 @@ func services(cfg config.Config, log *zap.Logger, reg *prometheus.Registry) []de
 		Links: [][2]string{{"WebSocket hub", cfg.WSURL()}, {"Hub status", cfg.HubStatusURL()}},
 	}}
 	for _, which := range []string{"order", "product", "payment"} {
-		out = append(out, devstack.Service{Name: which + " worker", Run: func(ctx context.Context) error {
+		out = append(out, localstack.Service{Name: which + " worker", Run: func(ctx context.Context) error {
 			return workers.Run(ctx, cfg, log, reg, which)
 		}})
 	}

@@ -14,7 +14,7 @@ import (
 	"go.temporal.io/api/temporalproto"
 
 	"github.com/ordersaga/ordersaga/internal/replay"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 )
 
 const goldenDir = "../../workflows/order/testdata/histories"
@@ -31,7 +31,7 @@ func TestReplayEncryptedHistories(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	c := testenv.Codec()
+	c := testkit.Codec()
 	for _, g := range goldens {
 		h, err := replay.Load(g)
 		if err != nil {
@@ -62,7 +62,7 @@ func TestReplayEncryptedHistories(t *testing.T) {
 
 	ctx := context.Background()
 	t.Setenv("JWT_SECRET", "")
-	t.Setenv("TEMPORAL_CODEC_KEYS", testenv.CodecKeys)
+	t.Setenv("TEMPORAL_CODEC_KEYS", testkit.CodecKeys)
 	if err := run(ctx, "replay", []string{dir}); err != nil {
 		t.Errorf("encrypted histories with the keys: %v", err)
 	}

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/ordersaga/ordersaga/internal/catalog"
-	"github.com/ordersaga/ordersaga/internal/seed"
+	"github.com/ordersaga/ordersaga/internal/localstack/seed"
 )
 
 func TestWarehouse(t *testing.T) {

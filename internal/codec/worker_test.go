@@ -10,10 +10,10 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 func greet(ctx workflow.Context, name string) (string, error) { return "hello " + name, nil }
 
@@ -22,11 +22,11 @@ func greet(ctx workflow.Context, name string) (string, error) { return "hello " 
 // good); its workflow tasks fail and are retried, and a worker with the key
 // completes the workflow.
 func TestWorkerWithoutTheKeyRetries(t *testing.T) {
-	addr, ns := testenv.NewNamespace(t)
-	starter := testenv.TemporalClient(t, addr, ns) // encrypts with test-2
+	addr, ns := testkit.NewNamespace(t)
+	starter := testkit.TemporalClient(t, addr, ns) // encrypts with test-2
 	const queue = "codec-test"
 
-	opts := testenv.ClientOptions(addr, ns)
+	opts := testkit.ClientOptions(addr, ns)
 	opts.DataConverter = mustCodec(t, "other:"+randomKey(t)).DataConverter()
 	keyless, err := client.Dial(opts)
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
@@ -58,8 +58,8 @@ func checkHandover(t *testing.T, old, new *relayUnderTest, lost time.Time) {
 // seconds, the old leader publishes nothing once the new one has started,
 // and every event reaches Kafka in per-order seq order.
 func TestLeaderWhoseSessionIsKilledStopsBeforeTheStandbyStarts(t *testing.T) {
-	pool := testenv.NewPool(t)
-	brokers := testenv.KafkaBrokers(t)
+	pool := testkit.NewPool(t)
+	brokers := testkit.KafkaBrokers(t)
 	topic := "events-" + uuid.NewString()[:8]
 	// The backlog is there first, so that however slow the writes, A is
 	// mid-way through it when its session dies.
@@ -95,7 +95,7 @@ func TestLeaderWhoseSessionIsKilledStopsBeforeTheStandbyStarts(t *testing.T) {
 // stops; the server ends its silent session after SessionTimeout, the
 // standby takes over, and every event reaches Kafka in per-order seq order.
 func TestLeaderCutOffFromTheDatabaseStopsAndIsReplaced(t *testing.T) {
-	dsn := testenv.NewDatabase(t)
+	dsn := testkit.NewDatabase(t)
 	pool, err := pgxpool.New(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +121,7 @@ func TestLeaderCutOffFromTheDatabaseStopsAndIsReplaced(t *testing.T) {
 	// instead of waiting on the cut network.
 	t.Cleanup(px.close)
 
-	brokers := testenv.KafkaBrokers(t)
+	brokers := testkit.KafkaBrokers(t)
 	topic := "events-" + uuid.NewString()[:8]
 	const orders = 300
 	writeOrders(t, pool, orders, order.Reserved, order.Authorized)

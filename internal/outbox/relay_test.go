@@ -15,14 +15,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/ordersaga/ordersaga/internal/kafkabroker"
+	"github.com/ordersaga/ordersaga/internal/localstack/kafkabroker"
+	"github.com/ordersaga/ordersaga/internal/localstack/ports"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
-	"github.com/ordersaga/ordersaga/internal/ports"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // writeOrders records n orders, each PENDING then the given statuses, as
 // the gateway and the workflow would.
@@ -118,7 +118,7 @@ func startRelayWith(t *testing.T, pool *pgxpool.Pool, brokers []string, afterAck
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	r := New(pool, prod, opts, reg, testenv.Logger())
+	r := New(pool, prod, opts, reg, testkit.Logger())
 	r.afterAck = afterAck
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -212,8 +212,8 @@ func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) 
 }
 
 func TestRelayPublishesExactlyTheCommittedEventsInOrder(t *testing.T) {
-	pool := testenv.NewPool(t)
-	brokers := testenv.KafkaBrokers(t)
+	pool := testkit.NewPool(t)
+	brokers := testkit.KafkaBrokers(t)
 	topic := "events-" + uuid.NewString()[:8]
 	ids := writeOrders(t, pool, 30, order.Reserved, order.Authorized, order.Confirmed)
 
@@ -247,8 +247,8 @@ func TestRelayPublishesExactlyTheCommittedEventsInOrder(t *testing.T) {
 }
 
 func TestRelayKilledMidBatchLosesNothing(t *testing.T) {
-	pool := testenv.NewPool(t)
-	brokers := testenv.KafkaBrokers(t)
+	pool := testkit.NewPool(t)
+	brokers := testkit.KafkaBrokers(t)
 	topic := "events-" + uuid.NewString()[:8]
 	writeOrders(t, pool, 10, order.Reserved, order.Confirmed)
 
@@ -290,8 +290,8 @@ func TestRelayKilledMidBatchLosesNothing(t *testing.T) {
 }
 
 func TestOneRelayAtATime(t *testing.T) {
-	pool := testenv.NewPool(t)
-	brokers := testenv.KafkaBrokers(t)
+	pool := testkit.NewPool(t)
+	brokers := testkit.KafkaBrokers(t)
 	topic := "events-" + uuid.NewString()[:8]
 	a := startRelay(t, pool, brokers, topic, nil)
 	waitFor(t, "relay A to take the lock", 10*time.Second, func() bool { return testutil.ToFloat64(a.relay.m.active) == 1 })
@@ -330,7 +330,7 @@ func TestOneRelayAtATime(t *testing.T) {
 }
 
 func TestRelayWaitsOutAKafkaOutage(t *testing.T) {
-	pool := testenv.NewPool(t)
+	pool := testkit.NewPool(t)
 	port, err := ports.Free()
 	if err != nil {
 		t.Fatal(err)

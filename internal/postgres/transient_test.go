@@ -13,10 +13,10 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/ordersaga/ordersaga/internal/postgres"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 func TestTransientSQLStates(t *testing.T) {
 	for _, tc := range []struct {
@@ -109,7 +109,7 @@ func TestTransientOnARealServer(t *testing.T) {
 		t.Errorf("connection refused is not transient: %v", err)
 	}
 
-	dsn := testenv.EmptyDatabase(t)
+	dsn := testkit.EmptyDatabase(t)
 	connect := func() *pgx.Conn {
 		t.Helper()
 		c, err := pgx.Connect(ctx, dsn)

@@ -33,7 +33,7 @@ import (
 	"github.com/ordersaga/ordersaga/internal/logging"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/outbox"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/workers"
 	"github.com/ordersaga/ordersaga/workflows/order"
 	"github.com/ordersaga/ordersaga/ws"
@@ -82,15 +82,15 @@ func Start(t testing.TB, opt Options) *System {
 	t.Helper()
 	addr, ns := opt.TemporalAddress, opt.Namespace
 	if addr == "" {
-		addr, ns = testenv.NewNamespace(t)
+		addr, ns = testkit.NewNamespace(t)
 	}
-	pool := testenv.NewPool(t)
-	brokers := testenv.KafkaBrokers(t)
+	pool := testkit.NewPool(t)
+	brokers := testkit.KafkaBrokers(t)
 	topic := "order-events-" + uuid.NewString()[:8]
-	log := testenv.Logger()
+	log := testkit.Logger()
 	ctx, cancel := context.WithCancel(context.Background())
 
-	wc := testenv.TemporalClient(t, addr, ns)
+	wc := testkit.TemporalClient(t, addr, ns)
 	store := orderstore.New(pool)
 	sim := payment.NewSimulator(pool)
 	sim.SlowDelay = 3 * time.Second
@@ -122,7 +122,7 @@ func Start(t testing.TB, opt Options) *System {
 
 	tokens := authn.New(Secret, time.Hour, time.Now)
 	// Encrypting with the test keys, as the workers' client does.
-	topts := testenv.ClientOptions(addr, ns)
+	topts := testkit.ClientOptions(addr, ns)
 	topts.Logger = logging.Temporal(log)
 	tc, err := client.NewLazyClient(topts)
 	if err != nil {
@@ -147,7 +147,7 @@ func Start(t testing.TB, opt Options) *System {
 
 	gw := gateway.New(gateway.Deps{
 		Accounts: accounts.NewStore(pool), Catalog: catalog.New(pool), Orders: store, Temporal: tc,
-		Tokens: tokens, Log: log, Registry: prometheus.NewRegistry(), Now: time.Now, Codec: testenv.Codec(),
+		Tokens: tokens, Log: log, Registry: prometheus.NewRegistry(), Now: time.Now, Codec: testkit.Codec(),
 	}, gateway.Settings{Timeouts: order.Timeouts{Step: time.Minute}, CursorKey: gateway.CursorKey(Secret), WSURL: s.HubURL, HubStatusURL: s.HubOpsURL + "/status", Namespace: ns,
 		TemporalUIURL: "http://" + addr, StartTimeout: opt.StartTimeout})
 	s.Gateway = gw.Handler()

@@ -13,7 +13,7 @@ import (
 
 	"github.com/ordersaga/ordersaga/internal/logging"
 	"github.com/ordersaga/ordersaga/internal/replay"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
@@ -39,7 +39,7 @@ func golden(t *testing.T) []replay.History {
 }
 
 func replayer(fn any) *replay.Replayer {
-	return replay.New(fn, logging.Temporal(testenv.Logger()))
+	return replay.New(fn, logging.Temporal(testkit.Logger()))
 }
 
 // TestGoldenHistoriesReplay: every recorded path replays against the

@@ -16,7 +16,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/ordersaga/ordersaga/internal/logging"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
@@ -148,7 +148,7 @@ func (w *world) statuses(t *testing.T) []string {
 // newEnv returns a test environment that logs warnings and errors only.
 func newEnv() *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
-	s.SetLogger(logging.Temporal(testenv.Logger()))
+	s.SetLogger(logging.Temporal(testkit.Logger()))
 	return s.NewTestWorkflowEnvironment()
 }
 

@@ -11,18 +11,18 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/ordersaga/ordersaga/internal/temporalsetup"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 func greet(ctx workflow.Context, name string) (string, error) {
 	return "hello " + name, nil
 }
 
 func TestWorkflowRunsOnDevServer(t *testing.T) {
-	addr, ns := testenv.NewNamespace(t)
-	c := testenv.TemporalClient(t, addr, ns)
+	addr, ns := testkit.NewNamespace(t)
+	c := testkit.TemporalClient(t, addr, ns)
 	w := worker.New(c, "smoke", worker.Options{})
 	w.RegisterWorkflow(greet)
 	if err := w.Start(); err != nil {
@@ -46,8 +46,8 @@ func TestWorkflowRunsOnDevServer(t *testing.T) {
 }
 
 func TestSearchAttributesAreRegisteredOnce(t *testing.T) {
-	addr, ns := testenv.NewNamespace(t)
-	c := testenv.TemporalClient(t, addr, ns)
+	addr, ns := testkit.NewNamespace(t)
+	c := testkit.TemporalClient(t, addr, ns)
 	ctx := context.Background()
 	// NewNamespace registered them already; a second run must be a no-op.
 	if err := temporalsetup.EnsureSearchAttributes(ctx, c, ns); err != nil {

@@ -11,7 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/ordersaga/ordersaga/internal/ports"
+	"github.com/ordersaga/ordersaga/internal/localstack/ports"
 )
 
 // Options describe the broker to run.

@@ -1,11 +1,11 @@
-// Package testenv gives integration tests real servers: a throwaway
+// Package testkit gives integration tests real servers: a throwaway
 // PostgreSQL (initdb in a temporary directory), a Kafka-protocol broker
 // (kfake) and the Temporal dev server from the pinned CLI, each on a free
 // port. Each is started at most once per test binary, on first use, and
 // stopped by Main when the binary's tests are done.
 //
 // A server that cannot start fails the test with the reason; tests never skip.
-package testenv
+package testkit
 
 import (
 	"context"
@@ -24,12 +24,12 @@ import (
 
 	"github.com/ordersaga/ordersaga/internal/codec"
 	"github.com/ordersaga/ordersaga/internal/config"
-	"github.com/ordersaga/ordersaga/internal/kafkabroker"
+	"github.com/ordersaga/ordersaga/internal/localstack/kafkabroker"
+	"github.com/ordersaga/ordersaga/internal/localstack/pgserver"
+	"github.com/ordersaga/ordersaga/internal/localstack/ports"
+	"github.com/ordersaga/ordersaga/internal/localstack/temporalserver"
 	"github.com/ordersaga/ordersaga/internal/logging"
-	"github.com/ordersaga/ordersaga/internal/pgserver"
-	"github.com/ordersaga/ordersaga/internal/ports"
 	"github.com/ordersaga/ordersaga/internal/temporalclient"
-	"github.com/ordersaga/ordersaga/internal/temporalserver"
 	"github.com/ordersaga/ordersaga/internal/temporalsetup"
 	"github.com/ordersaga/ordersaga/schema"
 )
@@ -48,7 +48,7 @@ func (l *lazy[T]) get(t testing.TB, start func() (T, func(), error)) T {
 	t.Helper()
 	l.once.Do(func() { l.val, l.stop, l.err = start() })
 	if l.err != nil {
-		t.Fatalf("testenv: %v", l.err)
+		t.Fatalf("testkit: %v", l.err)
 	}
 	return l.val
 }
@@ -127,11 +127,11 @@ func NewDatabase(t testing.TB) string {
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, admin)
 	if err != nil {
-		t.Fatalf("testenv: connect: %v", err)
+		t.Fatalf("testkit: connect: %v", err)
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, templateDB)); err != nil {
-		t.Fatalf("testenv: create database: %v", err)
+		t.Fatalf("testkit: create database: %v", err)
 	}
 	t.Cleanup(func() {
 		c, err := pgx.Connect(context.Background(), admin)
@@ -155,7 +155,7 @@ func NewPool(t testing.TB) *pgxpool.Pool {
 	cfg.MaxConns = 32
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
-		t.Fatalf("testenv: pool: %v", err)
+		t.Fatalf("testkit: pool: %v", err)
 	}
 	t.Cleanup(pool.Close)
 	return pool
@@ -169,11 +169,11 @@ func EmptyDatabase(t testing.TB) string {
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, s.DSN())
 	if err != nil {
-		t.Fatalf("testenv: connect: %v", err)
+		t.Fatalf("testkit: connect: %v", err)
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("testenv: create database: %v", err)
+		t.Fatalf("testkit: create database: %v", err)
 	}
 	cfg, _ := pgx.ParseConfig(s.DSN())
 	return fmt.Sprintf("postgres://postgres@%s:%d/%s?sslmode=disable", cfg.Host, cfg.Port, name)
@@ -221,11 +221,11 @@ func NewNamespace(t testing.TB) (addr, namespace string) {
 	defer cancel()
 	c, err := client.DialContext(ctx, client.Options{HostPort: addr, Namespace: namespace})
 	if err != nil {
-		t.Fatalf("testenv: dial temporal: %v", err)
+		t.Fatalf("testkit: dial temporal: %v", err)
 	}
 	defer c.Close()
 	if err := temporalsetup.EnsureNamespace(ctx, c, namespace); err != nil {
-		t.Fatalf("testenv: %v", err)
+		t.Fatalf("testkit: %v", err)
 	}
 	// A new namespace reaches the frontend's cache within seconds; wait for it.
 	for {
@@ -235,7 +235,7 @@ func NewNamespace(t testing.TB) (addr, namespace string) {
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("testenv: namespace %s not usable: %v", namespace, err)
+			t.Fatalf("testkit: namespace %s not usable: %v", namespace, err)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -267,7 +267,7 @@ const CodecKeys = "test-2:9fmHlN2mmQe9rG52kO4j+1DsAwcmRCk3c6CnkOFFGLI=,test-1:6Y
 func Config(addr, namespace string) config.Config {
 	cfg, err := config.LoadFrom(map[string]string{"TEMPORAL_ADDRESS": addr, "TEMPORAL_NAMESPACE": namespace, "TEMPORAL_CODEC_KEYS": CodecKeys})
 	if err != nil {
-		panic("testenv: " + err.Error()) // constants of this package
+		panic("testkit: " + err.Error()) // constants of this package
 	}
 	return cfg
 }
@@ -278,7 +278,7 @@ func Config(addr, namespace string) config.Config {
 func ClientOptions(addr, namespace string) client.Options {
 	opts, _, err := temporalclient.Options(Config(addr, namespace), Logger())
 	if err != nil {
-		panic("testenv: " + err.Error())
+		panic("testkit: " + err.Error())
 	}
 	return opts
 }
@@ -288,7 +288,7 @@ func ClientOptions(addr, namespace string) client.Options {
 func Codec() *codec.Codec {
 	c, err := temporalclient.Codec(Config("", "default"))
 	if err != nil {
-		panic("testenv: " + err.Error())
+		panic("testkit: " + err.Error())
 	}
 	return c
 }
@@ -313,7 +313,7 @@ func dial(t testing.TB, opts client.Options) client.Client {
 	t.Helper()
 	c, err := client.Dial(opts)
 	if err != nil {
-		t.Fatalf("testenv: dial temporal: %v", err)
+		t.Fatalf("testkit: dial temporal: %v", err)
 	}
 	t.Cleanup(c.Close)
 	return c

@@ -8,8 +8,8 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	"github.com/ordersaga/ordersaga/internal/ports"
-	"github.com/ordersaga/ordersaga/internal/temporalserver"
+	"github.com/ordersaga/ordersaga/internal/localstack/ports"
+	"github.com/ordersaga/ordersaga/internal/localstack/temporalserver"
 )
 
 // A server killed with SIGKILL comes back on its port with its SQLite

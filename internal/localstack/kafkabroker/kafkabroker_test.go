@@ -8,16 +8,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/ordersaga/ordersaga/internal/kafkabroker"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/localstack/kafkabroker"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 func TestRecordRoundTrip(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	brokers := testenv.KafkaBrokers(t)
+	brokers := testkit.KafkaBrokers(t)
 	roundTrip(ctx, t, brokers, "roundtrip", "order-1", `{"seq":1}`)
 }
 

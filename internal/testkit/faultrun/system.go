@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ordersaga/ordersaga/internal/ports"
+	"github.com/ordersaga/ordersaga/internal/localstack/ports"
 )
 
 // Namespace is the Temporal namespace of the run: the dev server's own.

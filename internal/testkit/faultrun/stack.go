@@ -13,10 +13,10 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/ordersaga/ordersaga/internal/kafkabroker"
-	"github.com/ordersaga/ordersaga/internal/pgserver"
-	"github.com/ordersaga/ordersaga/internal/ports"
-	"github.com/ordersaga/ordersaga/internal/temporalserver"
+	"github.com/ordersaga/ordersaga/internal/localstack/kafkabroker"
+	"github.com/ordersaga/ordersaga/internal/localstack/pgserver"
+	"github.com/ordersaga/ordersaga/internal/localstack/ports"
+	"github.com/ordersaga/ordersaga/internal/localstack/temporalserver"
 )
 
 // Stack is the servers of the run, started as the local stack starts them

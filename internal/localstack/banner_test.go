@@ -1,4 +1,4 @@
-package devstack_test
+package localstack_test
 
 import (
 	"fmt"
@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/ordersaga/ordersaga/internal/config"
-	"github.com/ordersaga/ordersaga/internal/devstack"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/localstack"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 )
 
 // TestBannerHidesTheDatabasePassword runs `ordersaga dev` against servers
@@ -18,19 +18,19 @@ import (
 func TestBannerHidesTheDatabasePassword(t *testing.T) {
 	const password = "Hunter2-banner-password"
 	// The test server trusts local connections, so any password connects.
-	u, err := url.Parse(testenv.NewDatabase(t))
+	u, err := url.Parse(testkit.NewDatabase(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	u.User = url.UserPassword(u.User.Username(), password)
-	addr, ns := testenv.NewNamespace(t)
+	addr, ns := testkit.NewNamespace(t)
 	cfg, err := config.LoadFrom(map[string]string{
 		"ORDERSAGA_DATA_DIR":  t.TempDir(),
 		"DATABASE_URL":        u.String(),
-		"KAFKA_BROKERS":       strings.Join(testenv.KafkaBrokers(t), ","),
+		"KAFKA_BROKERS":       strings.Join(testkit.KafkaBrokers(t), ","),
 		"TEMPORAL_ADDRESS":    addr,
 		"TEMPORAL_NAMESPACE":  ns,
-		"TEMPORAL_CODEC_KEYS": testenv.CodecKeys,
+		"TEMPORAL_CODEC_KEYS": testkit.CodecKeys,
 		"METRICS_ADDR":        fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 	})
 	if err != nil {
@@ -43,7 +43,7 @@ func TestBannerHidesTheDatabasePassword(t *testing.T) {
 	if dsn := field(t, banner, "PostgreSQL"); !strings.Contains(dsn, "postgres:xxxxx@") {
 		t.Errorf("PostgreSQL line %q, want the URL with the password redacted", dsn)
 	}
-	for _, entry := range strings.Split(testenv.CodecKeys, ",") {
+	for _, entry := range strings.Split(testkit.CodecKeys, ",") {
 		_, key, _ := strings.Cut(entry, ":")
 		if strings.Contains(banner, key) {
 			t.Errorf("the banner shows a codec key:\n%s", banner)
@@ -61,7 +61,7 @@ func TestRedactDSN(t *testing.T) {
 		"postgres://postgres@127.0.0.1:55432/ordersaga":      "postgres://postgres@127.0.0.1:55432/ordersaga",
 		"postgres://app:s3cret@db:bad-port/shop":             "(a DATABASE_URL that does not parse)",
 	} {
-		if got := devstack.RedactDSN(dsn); got != want {
+		if got := localstack.RedactDSN(dsn); got != want {
 			t.Errorf("RedactDSN(%q) = %q, want %q", dsn, got, want)
 		}
 	}

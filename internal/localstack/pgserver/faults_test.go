@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/ordersaga/ordersaga/internal/ports"
+	"github.com/ordersaga/ordersaga/internal/localstack/ports"
 )
 
 // A frozen server answers nothing until it is thawed; an immediate stop

@@ -1,4 +1,4 @@
-package devstack_test
+package localstack_test
 
 import (
 	"bytes"
@@ -18,12 +18,12 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ordersaga/ordersaga/internal/config"
-	"github.com/ordersaga/ordersaga/internal/devstack"
-	"github.com/ordersaga/ordersaga/internal/ports"
-	"github.com/ordersaga/ordersaga/internal/testenv"
+	"github.com/ordersaga/ordersaga/internal/localstack"
+	"github.com/ordersaga/ordersaga/internal/localstack/ports"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // syncBuffer collects the banner, which Run writes from its own goroutine.
 type syncBuffer struct {
@@ -52,7 +52,7 @@ func freePort(t *testing.T) int {
 // and prints the URLs; cancelling stops everything; the second run finds
 // the data and creates no second admin.
 func TestDevStackRunsAndKeepsData(t *testing.T) {
-	testenv.TemporalAddress(t) // builds/locates the CLI once, like the other tests
+	testkit.TemporalAddress(t) // builds/locates the CLI once, like the other tests
 	dataDir := t.TempDir()
 	vars := map[string]string{
 		"ORDERSAGA_DATA_DIR":   dataDir,
@@ -161,7 +161,7 @@ func TestPortTakenIsAClearError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = devstack.Run(context.Background(), cfg, zap.NewNop(), &syncBuffer{}, nil)
+	err = localstack.Run(context.Background(), cfg, zap.NewNop(), &syncBuffer{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "already taken") || !strings.Contains(err.Error(), "DEV_POSTGRES_PORT") {
 		t.Errorf("want a port-taken error naming DEV_POSTGRES_PORT, got %v", err)
 	}
@@ -173,7 +173,7 @@ func runUntilBanner(t *testing.T, cfg config.Config, check func(banner string)) 
 	out := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- devstack.Run(ctx, cfg, zap.NewNop(), out, func(config.Config, *prometheus.Registry) []devstack.Service { return nil })
+		done <- localstack.Run(ctx, cfg, zap.NewNop(), out, func(config.Config, *prometheus.Registry) []localstack.Service { return nil })
 	}()
 	deadline := time.After(2 * time.Minute)
 	for !strings.Contains(out.String(), "ordersaga is running") {

@@ -1,8 +1,8 @@
-// Package devstack is `ordersaga dev`: it starts PostgreSQL, a Kafka-protocol
+// Package localstack is `ordersaga dev`: it starts PostgreSQL, a Kafka-protocol
 // broker and the Temporal dev server on this machine (each unless the
 // environment names a running one), migrates, seeds, runs every service in
 // this one process, and stops everything on cancellation.
-package devstack
+package localstack
 
 import (
 	"context"
@@ -24,14 +24,14 @@ import (
 	"github.com/ordersaga/ordersaga/internal/accounts"
 	"github.com/ordersaga/ordersaga/internal/codec"
 	"github.com/ordersaga/ordersaga/internal/config"
-	"github.com/ordersaga/ordersaga/internal/kafkabroker"
+	"github.com/ordersaga/ordersaga/internal/localstack/kafkabroker"
+	"github.com/ordersaga/ordersaga/internal/localstack/pgserver"
+	"github.com/ordersaga/ordersaga/internal/localstack/seed"
+	"github.com/ordersaga/ordersaga/internal/localstack/temporalserver"
 	"github.com/ordersaga/ordersaga/internal/logging"
 	"github.com/ordersaga/ordersaga/internal/metrics"
 	"github.com/ordersaga/ordersaga/internal/migrate"
-	"github.com/ordersaga/ordersaga/internal/pgserver"
 	"github.com/ordersaga/ordersaga/internal/postgres"
-	"github.com/ordersaga/ordersaga/internal/seed"
-	"github.com/ordersaga/ordersaga/internal/temporalserver"
 	"github.com/ordersaga/ordersaga/internal/temporalsetup"
 )
 
