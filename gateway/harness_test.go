@@ -17,13 +17,13 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/ordersaga/ordersaga/internal/orderstore"
-	"github.com/ordersaga/ordersaga/internal/systemtest"
+	"github.com/ordersaga/ordersaga/internal/testkit/system"
 	"github.com/ordersaga/ordersaga/internal/testkit"
 )
 
 func TestMain(m *testing.M) { testkit.Main(m) }
 
-const secret = systemtest.Secret
+const secret = system.Secret
 
 // stack is a client of the gateway of a whole running system.
 type stack struct {
@@ -45,9 +45,9 @@ type options struct {
 
 func newStack(t testing.TB, opt options) *stack {
 	t.Helper()
-	sys := systemtest.Start(t, systemtest.Options{NoWorkers: opt.noWorkers, TemporalAddress: opt.temporalAddr,
+	sys := system.Start(t, system.Options{NoWorkers: opt.noWorkers, TemporalAddress: opt.temporalAddr,
 		Namespace: opt.namespace, StartTimeout: opt.startTimeout})
-	return &stack{t: t, url: sys.GatewayURL, pool: sys.Pool, temporal: sys.Temporal, engine: sys.Gateway,
+	return &stack{t: t, url: sys.GatewayURL, pool: sys.Pool, temporal: sys.Temporal, engine: sys.Gateway.Handler(),
 		store: sys.Store, admin: sys.AdminToken, users: new(atomic.Int64)}
 }
 

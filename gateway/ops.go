@@ -4,12 +4,11 @@ import (
 	"context"
 	_ "embed"
 	"net/http"
-	"sort"
-	"sync"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/sdk/client"
+
+	"github.com/ordersaga/ordersaga/internal/serve"
 )
 
 func (s *Server) healthz(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
@@ -17,43 +16,20 @@ func (s *Server) healthz(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status":
 // readyz answers 200 when PostgreSQL and Temporal answer, else 503 naming
 // the ones that do not.
 func (s *Server) readyz(c *gin.Context) {
-	checks := []ping{
-		{"postgres:auth", s.accounts.Ping},
-		{"postgres:catalog", s.catalog.Ping},
-		{"postgres:orders", s.orders.Ping},
-		{"temporal", func(ctx context.Context) error {
+	rd := serve.Ready(c, []serve.Check{
+		{Name: "postgres:auth", Ping: s.accounts.Ping},
+		{Name: "postgres:catalog", Ping: s.catalog.Ping},
+		{Name: "postgres:orders", Ping: s.orders.Ping},
+		{Name: "temporal", Ping: func(ctx context.Context) error {
 			_, err := s.temporal.CheckHealth(ctx, &client.CheckHealthRequest{})
 			return err
 		}},
+	})
+	status := http.StatusOK
+	if rd.Status != "ready" {
+		status = http.StatusServiceUnavailable
 	}
-	ctx, cancel := context.WithTimeout(c, 2*time.Second)
-	defer cancel()
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	results := map[string]string{}
-	var failing []string
-	for _, p := range checks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := p.check(ctx)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				results[p.name] = "unavailable"
-				failing = append(failing, p.name)
-				return
-			}
-			results[p.name] = "ok"
-		}()
-	}
-	wg.Wait()
-	if len(failing) > 0 {
-		sort.Strings(failing)
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "failing": failing, "checks": results})
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"status": "ready", "checks": results})
+	c.JSON(status, rd)
 }
 
 func (s *Server) config(c *gin.Context) {

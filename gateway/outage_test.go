@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ordersaga/ordersaga/internal/config"
 	"github.com/ordersaga/ordersaga/internal/localstack/ports"
 	"github.com/ordersaga/ordersaga/internal/localstack/temporalserver"
 	"github.com/ordersaga/ordersaga/internal/temporalsetup"
@@ -50,14 +49,10 @@ func TestOrdersAreAcceptedWhileTemporalIsDown(t *testing.T) {
 	}
 
 	tmp.start()
-	cfg, err := config.LoadFrom(map[string]string{"ORDER_STARTER_INTERVAL": "200ms", "ORDER_STARTER_GRACE": "0s"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
-		_ = workers.NewStarter(s.store, testkit.TemporalClient(t, tmp.addr(), "default"), cfg, testkit.Logger(), nil).Run(ctx)
+		_ = workers.NewStarter(s.store, testkit.TemporalClient(t, tmp.addr(), "default"), workers.StarterSettings{Interval: 200 * time.Millisecond}, testkit.Logger(), nil).Run(ctx)
 		close(done)
 	}()
 	defer func() { stop(); <-done }()

@@ -4,7 +4,8 @@
 package gateway
 
 import (
-	"context"
+	"net"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -65,6 +66,9 @@ type Server struct {
 	logins        *ratelimit.Logins
 	registrations *ratelimit.Keyed
 	metrics       *httpMetrics
+	listener      net.Listener
+	engineOnce    sync.Once
+	engine        *gin.Engine
 }
 
 // Deps are what the gateway talks to.
@@ -80,6 +84,8 @@ type Deps struct {
 	// Codec is the payload codec of the Temporal client, which the codec
 	// endpoints use; nil decodes only payloads in clear.
 	Codec converter.PayloadCodec
+	// Listener is where Run serves; tests pass one on port 0.
+	Listener net.Listener
 }
 
 // New returns a gateway over deps.
@@ -95,7 +101,7 @@ func New(deps Deps, s Settings) *Server {
 	}
 	return &Server{
 		accounts: deps.Accounts, catalog: deps.Catalog, orders: deps.Orders, temporal: deps.Temporal, codec: deps.Codec,
-		tokens: deps.Tokens, log: deps.Log, reg: deps.Registry, now: deps.Now, settings: s,
+		tokens: deps.Tokens, log: deps.Log.With(zap.String("service", "gateway")), listener: deps.Listener, reg: deps.Registry, now: deps.Now, settings: s,
 		cursors: cursors{key: s.CursorKey},
 		logins:  ratelimit.NewLogins(deps.Now),
 		// Each registration costs a bcrypt hash: 10 at once per address,
@@ -105,8 +111,14 @@ func New(deps Deps, s Settings) *Server {
 	}
 }
 
-// Handler returns the gin engine with every route of API.md.
+// Handler returns the gin engine with every route of API.md: the one that
+// Run serves, built on first use.
 func (s *Server) Handler() *gin.Engine {
+	s.engineOnce.Do(func() { s.engine = s.routes() })
+	return s.engine
+}
+
+func (s *Server) routes() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.ContextWithFallback = true
@@ -153,8 +165,3 @@ func (s *Server) Handler() *gin.Engine {
 	return r
 }
 
-// ping is a dependency check for /readyz.
-type ping struct {
-	name  string
-	check func(ctx context.Context) error
-}

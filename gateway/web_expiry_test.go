@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ordersaga/ordersaga/internal/authn"
-	"github.com/ordersaga/ordersaga/internal/systemtest"
+	"github.com/ordersaga/ordersaga/internal/testkit/system"
 )
 
 // TestShopPageRecoversFromAnExpiredToken: the page follows an order whose
@@ -21,7 +21,7 @@ import (
 // shows nothing of what happens while signed out; once they have, it
 // resumes the order from its last seq and shows it CONFIRMED.
 func TestShopPageRecoversFromAnExpiredToken(t *testing.T) {
-	sys := systemtest.Start(t, systemtest.Options{SlowDelay: 10 * time.Second})
+	sys := system.Start(t, system.Options{SlowDelay: 10 * time.Second})
 	sys.Product("WATCH-42", 12900, 5)
 	const email, password = "expiring@example.com", "password123"
 	status, body := sys.Do("POST", "/api/v1/auth/register", "", map[string]string{"email": email, "password": password, "name": "Expiring Shopper"})
@@ -69,7 +69,7 @@ func TestShopPageRecoversFromAnExpiredToken(t *testing.T) {
 		chromedp.ActionFunc(func(ctx context.Context) error {
 			id = sys.PlaceOrder(token, "WATCH-42", 1, "tok_slow")
 			sys.WaitStatus(token, id, 30*time.Second, "RESERVED")
-			short, exp, err := authn.New(systemtest.Secret, 5*time.Second, time.Now).Issue(authn.Claims{UserID: user.ID, Role: "customer"})
+			short, exp, err := authn.New(system.Secret, 5*time.Second, time.Now).Issue(authn.Claims{UserID: user.ID, Role: "customer"})
 			expires = exp
 			if err != nil {
 				return err

@@ -13,7 +13,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
-	"github.com/ordersaga/ordersaga/internal/systemtest"
+	"github.com/ordersaga/ordersaga/internal/testkit/system"
 )
 
 // chromium finds the browser the shop page test drives.
@@ -32,7 +32,7 @@ func chromium(t *testing.T) string {
 // catalogue, the shopper signs in, adds a product, places an order, and
 // sees it reach CONFIRMED live, over the websocket hub.
 func TestShopPageInABrowser(t *testing.T) {
-	sys := systemtest.Start(t, systemtest.Options{})
+	sys := system.Start(t, system.Options{})
 	sys.Product("WATCH-42", 12900, 5)
 	if status, body := sys.Do("POST", "/api/v1/auth/register", "", map[string]string{"email": "web@example.com", "password": "password123", "name": "Web Shopper"}); status != 201 {
 		t.Fatalf("register: %d %s", status, body)

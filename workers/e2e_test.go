@@ -13,71 +13,50 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 
 	"github.com/ordersaga/ordersaga/activities/payment"
-	"github.com/ordersaga/ordersaga/internal/config"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/testkit"
+	sys "github.com/ordersaga/ordersaga/internal/testkit/system"
 	"github.com/ordersaga/ordersaga/workers"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
 func TestMain(m *testing.M) { testkit.Main(m) }
 
-// system is the three workers on the harness's Temporal and PostgreSQL.
+// system is the whole of ordersaga (internal/testkit/system) with a
+// starter that the tests drive themselves.
 type system struct {
+	*sys.System
 	pool    *pgxpool.Pool
 	client  client.Client
 	store   *orderstore.Store
 	starter *workers.Starter
 }
 
-var workerOptions = worker.Options{WorkerStopTimeout: 5 * time.Second}
-
 func startSystem(t testing.TB) *system {
 	t.Helper()
-	s := startSystemWithoutOrderWorker(t)
-	s.startOrderWorker(t)
-	return s
+	return newSystem(t, sys.Options{SlowDelay: 2 * time.Second})
 }
 
-// startSystemWithoutOrderWorker runs the product and payment workers only:
+// startSystemWithoutOrderWorker runs everything but the order worker:
 // workflows wait for startOrderWorker.
 func startSystemWithoutOrderWorker(t testing.TB) *system {
 	t.Helper()
-	addr, ns := testkit.NewNamespace(t)
-	pool := testkit.NewPool(t)
-	c := testkit.TemporalClient(t, addr, ns)
-	log := testkit.Logger()
-	store := orderstore.New(pool)
-	sim := payment.NewSimulator(pool)
-	sim.SlowDelay = 2 * time.Second
-	startWorkers(t,
-		workers.NewProduct(c, pool, workerOptions, log),
-		workers.NewPayment(c, pool, sim, workerOptions, log),
-	)
-	cfg, err := config.LoadFrom(map[string]string{"ORDER_STARTER_INTERVAL": "200ms", "ORDER_STARTER_GRACE": "0s", "ORDER_STEP_TIMEOUT": "1m"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &system{pool: pool, client: c, store: store, starter: workers.NewStarter(store, c, cfg, log, prometheus.NewRegistry())}
+	return newSystem(t, sys.Options{SlowDelay: 2 * time.Second, NoOrderWorker: true})
+}
+
+func newSystem(t testing.TB, opt sys.Options) *system {
+	t.Helper()
+	s := sys.Start(t, opt)
+	starter := workers.NewStarter(s.Store, s.Temporal, workers.StarterSettings{Interval: 200 * time.Millisecond, Timeouts: order.Timeouts{Step: time.Minute}},
+		testkit.Logger(), prometheus.NewRegistry())
+	return &system{System: s, pool: s.Pool, client: s.Temporal, store: s.Store, starter: starter}
 }
 
 func (s *system) startOrderWorker(t testing.TB) {
 	t.Helper()
-	startWorkers(t, workers.NewOrder(s.client, s.store, workerOptions, testkit.Logger()))
-}
-
-// startWorkers starts ws and stops them when t ends.
-func startWorkers(t testing.TB, ws ...worker.Worker) {
-	t.Helper()
-	for _, w := range ws {
-		if err := w.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(w.Stop)
-	}
+	s.StartWorker("order")
 }
 
 func (s *system) product(t testing.TB, sku string, price int64, stock map[string]int) {

@@ -14,14 +14,12 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/temporalproto"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 
 	"github.com/ordersaga/ordersaga/activities/payment"
 	"github.com/ordersaga/ordersaga/internal/logging"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/replay"
 	"github.com/ordersaga/ordersaga/internal/testkit"
-	"github.com/ordersaga/ordersaga/workers"
+	sys "github.com/ordersaga/ordersaga/internal/testkit/system"
 	"github.com/ordersaga/ordersaga/workflows/order"
 	"github.com/ordersaga/ordersaga/workflows/order/saga"
 )
@@ -65,28 +63,17 @@ func (g *gatedProvider) Authorize(ctx context.Context, req payment.AuthorizeRequ
 // it also writes them to workflows/order/testdata/histories, where the
 // replay tests and `ordersaga replay` read them.
 func TestGoldenHistories(t *testing.T) {
-	addr, ns := testkit.NewNamespace(t)
-	pool := testkit.NewPool(t)
+	var provider *gatedProvider
 	// In clear: the golden histories replay without keys, in
 	// `ordersaga replay` and in the tests.
-	c := testkit.PlainTemporalClient(t, addr, ns)
-	log := testkit.Logger()
-	store := orderstore.New(pool)
-	sim := payment.NewSimulator(pool)
-	sim.SlowDelay = 3 * time.Second
-	provider := &gatedProvider{Provider: sim, gates: map[string]*gate{}}
-	opts := worker.Options{WorkerStopTimeout: 2 * time.Second}
-	var orderWorker worker.Worker
-	startOrderWorker := func() {
-		orderWorker = workers.NewOrder(c, store, opts, log)
-		if err := orderWorker.Start(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	startOrderWorker()
-	t.Cleanup(func() { orderWorker.Stop() })
-	startWorkers(t, workers.NewProduct(c, pool, opts, log), workers.NewPayment(c, pool, provider, opts, log))
-	s := &system{pool: pool, client: c, store: store}
+	s := newSystem(t, sys.Options{PlainPayloads: true, NoOrderWorker: true, Provider: func(sim *payment.Simulator) payment.Provider {
+		provider = &gatedProvider{Provider: sim, gates: map[string]*gate{}}
+		return provider
+	}})
+	c, store, log := s.client, s.store, testkit.Logger()
+	// The order worker is started here, so that a path can stop it and
+	// start another.
+	stopOrderWorker := s.StartWorker("order")
 	s.product(t, "WATCH-42", 12900, map[string]int{"east": 50, "west": 20})
 
 	paths := []struct {
@@ -111,14 +98,14 @@ func TestGoldenHistories(t *testing.T) {
 			cancel: func(t *testing.T, id uuid.UUID) {
 				gt := provider.hold(id.String())
 				<-gt.started
-				orderWorker.Stop()
+				stopOrderWorker()
 				close(gt.release)
 				waitPayment(t, s, id, "AUTHORIZED")
 				time.Sleep(300 * time.Millisecond)
 				done := make(chan struct{})
 				go func() { defer close(done); cancelNow(t, c, id) }()
 				time.Sleep(300 * time.Millisecond)
-				startOrderWorker()
+				stopOrderWorker = s.StartWorker("order")
 				<-done
 			}},
 		{name: "timeout", token: payment.TokenSlow, qty: 1, stepTimeout: 2 * time.Second, want: "REJECTED(timeout)"},

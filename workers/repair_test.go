@@ -10,33 +10,20 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"go.temporal.io/sdk/worker"
 
 	"github.com/ordersaga/ordersaga/activities/payment"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/testkit"
+	sys "github.com/ordersaga/ordersaga/internal/testkit/system"
 	"github.com/ordersaga/ordersaga/workers"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
-var repairWorkerOptions = worker.Options{WorkerStopTimeout: 5 * time.Second}
-
-// startRepairSystem runs the three workers, the payment worker on the
+// startRepairSystem runs the whole system, the payment worker on the
 // configured provider as wrap changes it: the provider as it misbehaved
 // before an operator's repair.
 func startRepairSystem(t *testing.T, wrap func(payment.Provider) payment.Provider) *system {
 	t.Helper()
-	addr, ns := testkit.NewNamespace(t)
-	pool := testkit.NewPool(t)
-	c := testkit.TemporalClient(t, addr, ns)
-	log := testkit.Logger()
-	store := orderstore.New(pool)
-	startWorkers(t,
-		workers.NewOrder(c, store, repairWorkerOptions, log),
-		workers.NewProduct(c, pool, repairWorkerOptions, log),
-		workers.NewPayment(c, pool, wrap(payment.NewProvider(pool)), repairWorkerOptions, log),
-	)
-	return &system{pool: pool, client: c, store: store}
+	return newSystem(t, sys.Options{SlowDelay: 5 * time.Second, Provider: func(sim *payment.Simulator) payment.Provider { return wrap(sim) }})
 }
 
 // providerHold reads the payment provider's own ledger (paysim.holds) for

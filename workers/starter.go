@@ -12,7 +12,6 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
-	"github.com/ordersaga/ordersaga/internal/config"
 	"github.com/ordersaga/ordersaga/internal/metrics"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/postgres"
@@ -66,14 +65,14 @@ type refusal struct {
 
 // NewStarter returns a starter configured by cfg that registers its
 // metrics with reg (nil: none).
-func NewStarter(store *orderstore.Store, c client.Client, cfg config.Config, log *zap.Logger, reg prometheus.Registerer) *Starter {
+func NewStarter(store *orderstore.Store, c client.Client, s StarterSettings, log *zap.Logger, reg prometheus.Registerer) *Starter {
 	refused := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "ordersaga_starter_refused_total",
 		Help: "Workflow starts of accepted orders that Temporal refused because of the order itself; each such order is skipped, logged with its order_id, and tried again later.",
 	})
 	metrics.Register(reg, refused)
 	return &Starter{
-		store: store, client: c, interval: cfg.StarterInterval, grace: cfg.StarterGrace, timeouts: cfg.OrderTimeouts(), log: log,
+		store: store, client: c, interval: s.Interval, grace: s.Grace, timeouts: s.Timeouts, log: log,
 		startTimeout: defaultStartTimeout, now: time.Now, refused: refused, backoff: map[string]refusal{},
 	}
 }
@@ -222,4 +221,15 @@ func temporalDown(err error) bool {
 	}
 	// Not an answer of the server: the client failed before sending.
 	return false
+}
+
+// StarterSettings tune the starter.
+type StarterSettings struct {
+	// Interval is how often it looks for orders without a workflow.
+	Interval time.Duration
+	// Grace is how old such an order must be before it is taken: younger
+	// ones are being started by the gateway.
+	Grace time.Duration
+	// Timeouts are handed to each workflow it starts.
+	Timeouts order.Timeouts
 }

@@ -18,7 +18,6 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
-	"github.com/ordersaga/ordersaga/internal/config"
 	"github.com/ordersaga/ordersaga/internal/localstack/ports"
 	"github.com/ordersaga/ordersaga/internal/localstack/temporalserver"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
@@ -41,12 +40,8 @@ type starterFixture struct {
 func newStarterFixture(t *testing.T, c client.Client) *starterFixture {
 	t.Helper()
 	pool := testkit.NewPool(t)
-	cfg, err := config.LoadFrom(map[string]string{"ORDER_STARTER_INTERVAL": "200ms", "ORDER_STARTER_GRACE": "0s"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	f := &starterFixture{pool: pool, store: orderstore.New(pool), client: c, reg: prometheus.NewRegistry()}
-	f.starter = NewStarter(f.store, c, cfg, testkit.Logger(), f.reg)
+	f.starter = NewStarter(f.store, c, StarterSettings{Interval: 200 * time.Millisecond}, testkit.Logger(), f.reg)
 	return f
 }
 

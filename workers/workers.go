@@ -1,13 +1,18 @@
-// Package workers wires ordersaga's three Temporal workers: the order
-// worker (OrderWorkflow, its RecordStatus local activity and the starter),
-// the product worker (inventory activities) and the payment worker
-// (payment activities and the simulator).
+// Package workers wires ordersaga's three Temporal workers, and nothing
+// else: each constructor takes open dependencies (a Temporal client, the
+// service's pool, a logger, a metrics registry) and returns a Worker whose
+// Run polls its task queue until the context ends. `ordersaga worker`,
+// `ordersaga dev` and the test harness all build workers here.
+//
+//   - the order worker runs OrderWorkflow, its RecordStatus local activity
+//     and the starter of orders whose workflow was never started;
+//   - the product worker runs the inventory activities;
+//   - the payment worker runs the payment activities.
 package workers
 
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,11 +27,7 @@ import (
 	"github.com/ordersaga/ordersaga/activities/orders"
 	"github.com/ordersaga/ordersaga/activities/payment"
 	"github.com/ordersaga/ordersaga/internal/config"
-	"github.com/ordersaga/ordersaga/internal/kafkaclient"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
-	"github.com/ordersaga/ordersaga/internal/outbox"
-	"github.com/ordersaga/ordersaga/internal/postgres"
-	"github.com/ordersaga/ordersaga/internal/temporalclient"
 	"github.com/ordersaga/ordersaga/workflows/order"
 	"github.com/ordersaga/ordersaga/workflows/order/saga"
 )
@@ -45,107 +46,88 @@ func Options(w config.Worker) worker.Options {
 	}
 }
 
-// NewOrder returns the order worker: the workflow and its local activity.
-func NewOrder(c client.Client, rec orders.Recorder, opts worker.Options, log *zap.Logger) worker.Worker {
-	w := worker.New(c, order.TaskQueueOrders, opts)
-	w.RegisterWorkflowWithOptions(saga.OrderWorkflow, workflow.RegisterOptions{Name: order.WorkflowName})
-	acts := orders.New(rec, log)
-	w.RegisterActivityWithOptions(acts.RecordStatus, activity.RegisterOptions{Name: order.ActivityRecordStatus})
-	return w
+// Worker is one Temporal worker and what runs beside it in its process.
+type Worker struct {
+	name string
+	w    worker.Worker
+	// beside runs alongside the worker (the order worker's starter).
+	beside func(ctx context.Context) error
+	log    *zap.Logger
 }
 
-// NewProduct returns the product worker with the inventory activities.
-func NewProduct(c client.Client, catalog *pgxpool.Pool, opts worker.Options, log *zap.Logger) worker.Worker {
+// Run polls the worker's task queue until ctx ends, then stops it,
+// letting running activities finish within the worker's stop timeout.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.w.Start(); err != nil {
+		return fmt.Errorf("start %s worker: %w", w.name, err)
+	}
+	w.log.Info("worker started")
+	g, gctx := errgroup.WithContext(ctx)
+	if w.beside != nil {
+		g.Go(func() error { return w.beside(gctx) })
+	}
+	<-gctx.Done()
+	w.log.Info("worker stopping; running activities may finish")
+	w.w.Stop()
+	if err := g.Wait(); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}
+
+// OrderDeps are what the order worker runs on.
+type OrderDeps struct {
+	Temporal client.Client
+	// Orders is the orders schema.
+	Orders   *orderstore.Store
+	Registry prometheus.Registerer
+	Log      *zap.Logger
+}
+
+// OrderSettings tune the order worker.
+type OrderSettings struct {
+	Worker worker.Options
+	// Starter tunes the starter of orders whose workflow was never
+	// started, which runs beside the worker. Production always runs one;
+	// nil runs none, for tests that drive a starter themselves.
+	Starter *StarterSettings
+}
+
+// NewOrder returns the order worker: the workflow, its local activity and
+// the starter.
+func NewOrder(d OrderDeps, s OrderSettings) *Worker {
+	log := d.Log.With(zap.String("worker", "order"))
+	w := worker.New(d.Temporal, order.TaskQueueOrders, s.Worker)
+	w.RegisterWorkflowWithOptions(saga.OrderWorkflow, workflow.RegisterOptions{Name: order.WorkflowName})
+	acts := orders.New(d.Orders, log)
+	w.RegisterActivityWithOptions(acts.RecordStatus, activity.RegisterOptions{Name: order.ActivityRecordStatus})
+	out := &Worker{name: "order", w: w, log: log}
+	if s.Starter != nil {
+		out.beside = NewStarter(d.Orders, d.Temporal, *s.Starter, log, d.Registry).Run
+	}
+	return out
+}
+
+// NewProduct returns the product worker with the inventory activities over
+// the catalog schema.
+func NewProduct(c client.Client, catalog *pgxpool.Pool, opts worker.Options, log *zap.Logger) *Worker {
+	log = log.With(zap.String("worker", "product"))
 	w := worker.New(c, order.TaskQueueProduct, opts)
 	acts := inventory.New(catalog, log)
 	w.RegisterActivityWithOptions(acts.ReserveStock, activity.RegisterOptions{Name: order.ActivityReserveStock})
 	w.RegisterActivityWithOptions(acts.CommitStock, activity.RegisterOptions{Name: order.ActivityCommitStock})
 	w.RegisterActivityWithOptions(acts.ReleaseStock, activity.RegisterOptions{Name: order.ActivityReleaseStock})
-	return w
+	return &Worker{name: "product", w: w, log: log}
 }
 
-// NewPayment returns the payment worker with the payment activities.
-func NewPayment(c client.Client, payments *pgxpool.Pool, provider payment.Provider, opts worker.Options, log *zap.Logger) worker.Worker {
+// NewPayment returns the payment worker with the payment activities over
+// the payments schema and provider.
+func NewPayment(c client.Client, payments *pgxpool.Pool, provider payment.Provider, opts worker.Options, log *zap.Logger) *Worker {
+	log = log.With(zap.String("worker", "payment"))
 	w := worker.New(c, order.TaskQueuePayment, opts)
 	acts := payment.New(payments, provider, log)
 	w.RegisterActivityWithOptions(acts.AuthorizePayment, activity.RegisterOptions{Name: order.ActivityAuthorizePayment})
 	w.RegisterActivityWithOptions(acts.CapturePayment, activity.RegisterOptions{Name: order.ActivityCapturePayment})
 	w.RegisterActivityWithOptions(acts.VoidPayment, activity.RegisterOptions{Name: order.ActivityVoidPayment})
-	return w
-}
-
-// Run runs the worker named which ("order", "product" or "payment") until
-// ctx ends, then stops it gracefully. It is `ordersaga worker <which>`.
-func Run(ctx context.Context, cfg config.Config, log *zap.Logger, reg prometheus.Registerer, which string) error {
-	var dsnVar, dsn string
-	switch which {
-	case "order":
-		dsnVar, dsn = "ORDERS_DATABASE_URL", cfg.OrdersDatabaseURL
-	case "product":
-		dsnVar, dsn = "CATALOG_DATABASE_URL", cfg.CatalogDatabaseURL
-	case "payment":
-		dsnVar, dsn = "PAYMENTS_DATABASE_URL", cfg.PaymentsDatabaseURL
-	default:
-		return fmt.Errorf("unknown worker %q: want order, product or payment", which)
-	}
-	required := []string{dsnVar, "TEMPORAL_ADDRESS"}
-	if which == "order" {
-		required = append(required, "KAFKA_BROKERS") // the outbox relay
-	}
-	if err := cfg.Require(required...); err != nil {
-		return err
-	}
-	log = log.With(zap.String("worker", which))
-	pool, err := postgres.Open(ctx, dsn, cfg.DatabaseMaxConns)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	c, err := temporalclient.Connect(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-
-	opts := Options(cfg.Worker)
-	var w worker.Worker
-	var background func(ctx context.Context) error
-	switch which {
-	case "order":
-		store := orderstore.New(pool)
-		w = NewOrder(c, store, opts, log)
-		producer, err := kafkaclient.Producer(cfg.KafkaBrokers, cfg.KafkaTopic, 30*time.Second, log)
-		if err != nil {
-			return err
-		}
-		defer producer.Close()
-		relay := outbox.New(pool, producer, outbox.Options{Topic: cfg.KafkaTopic, Partitions: cfg.KafkaPartitions, BatchSize: cfg.OutboxBatchSize}, reg, log)
-		starter := NewStarter(store, c, cfg, log, reg)
-		background = func(ctx context.Context) error {
-			g, gctx := errgroup.WithContext(ctx)
-			g.Go(func() error { return starter.Run(gctx) })
-			g.Go(func() error { return relay.Run(gctx) })
-			return g.Wait()
-		}
-	case "product":
-		w = NewProduct(c, pool, opts, log)
-	case "payment":
-		w = NewPayment(c, pool, payment.NewProvider(pool), opts, log)
-	}
-	if err := w.Start(); err != nil {
-		return fmt.Errorf("start %s worker: %w", which, err)
-	}
-	log.Info("worker started")
-	var bgErr error
-	if background != nil {
-		bgErr = background(ctx)
-	} else {
-		<-ctx.Done()
-	}
-	log.Info("worker stopping; running activities may finish", zap.Duration("timeout", cfg.Worker.ShutdownTimeout))
-	w.Stop()
-	if bgErr != nil && ctx.Err() == nil {
-		return bgErr
-	}
-	return nil
+	return &Worker{name: "payment", w: w, log: log}
 }

@@ -54,9 +54,9 @@ func fanout(b *testing.B, clients int) {
 		b.Fatal(err)
 	}
 	tokens := authn.New(strings.Repeat("b", 32), time.Hour, time.Now)
-	hub := ws.New(nil, tokens, ws.Settings{Topic: topic}, prometheus.NewRegistry(), log)
+	hub := ws.New(ws.Deps{Tokens: tokens, Registry: prometheus.NewRegistry(), Log: log}, ws.Settings{Topic: topic})
 	go hub.Consume(ctx, consumer)
-	srv := httptest.NewServer(hub.Handler(consumer))
+	srv := httptest.NewServer(hub.Handler())
 	defer srv.Close()
 	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"
 	token, _, _ := tokens.Issue(authn.Claims{UserID: uuid.New(), Role: "admin"})

@@ -18,7 +18,7 @@ import (
 // 20,000 orders remembers the open ones and a bounded window of finished
 // ones, and still drops a late duplicate of a recently finished order.
 func TestScopeConnectionMemoryIsBounded(t *testing.T) {
-	h := New(nil, nil, Settings{SendBuffer: 1 << 20}, nil, testkit.Logger())
+	h := New(Deps{Log: testkit.Logger()}, Settings{SendBuffer: 1 << 20})
 	c := &conn{hub: h, send: make(chan []byte, 1<<20), closing: make(chan struct{}), all: true,
 		last: map[uuid.UUID]int{}, replaying: map[uuid.UUID][]pending{}, orders: map[uuid.UUID]bool{}, log: testkit.Logger()}
 	event := func(id uuid.UUID, seq int, status string) {
@@ -71,7 +71,7 @@ func TestExplicitReplayOfAFinishedOrder(t *testing.T) {
 	for seq, st := range []string{"PENDING", "RESERVED", "AUTHORIZED", "CONFIRMED"} {
 		history = append(history, orderstore.Complete(orderstore.Event{OrderID: id, Seq: seq + 1, Status: st}))
 	}
-	h := New(fakeEvents{history}, nil, Settings{}, nil, testkit.Logger())
+	h := New(Deps{Events: fakeEvents{history}, Log: testkit.Logger()}, Settings{})
 	c := &conn{hub: h, send: make(chan []byte, 64), closing: make(chan struct{}), claims: authn.Claims{Role: "admin"}, all: true,
 		last: map[uuid.UUID]int{}, replaying: map[uuid.UUID][]pending{}, orders: map[uuid.UUID]bool{}, log: testkit.Logger()}
 	for _, e := range history {
@@ -112,7 +112,7 @@ func TestFailedReplayLeavesScopesWhole(t *testing.T) {
 		return e, data
 	}
 	var c *conn
-	h := New(failingEvents{during: func() { c.deliver(ev(3, "AUTHORIZED")) }}, nil, Settings{}, nil, testkit.Logger())
+	h := New(Deps{Events: failingEvents{during: func() { c.deliver(ev(3, "AUTHORIZED")) }}, Log: testkit.Logger()}, Settings{})
 	c = &conn{hub: h, send: make(chan []byte, 64), closing: make(chan struct{}), claims: authn.Claims{Role: "admin"}, all: true,
 		last: map[uuid.UUID]int{}, replaying: map[uuid.UUID][]pending{}, orders: map[uuid.UUID]bool{}, log: testkit.Logger()}
 	h.all[c] = struct{}{}

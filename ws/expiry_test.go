@@ -9,14 +9,14 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/ordersaga/ordersaga/internal/authn"
-	"github.com/ordersaga/ordersaga/internal/systemtest"
+	"github.com/ordersaga/ordersaga/internal/testkit/system"
 )
 
 // shortToken is a token of the test system that expires within ttl (exp
 // has whole seconds), and its exp.
 func shortToken(t *testing.T, id uuid.UUID, role string, ttl time.Duration) (string, time.Time) {
 	t.Helper()
-	tok, exp, err := authn.New(systemtest.Secret, ttl, time.Now).Issue(authn.Claims{UserID: id, Role: role})
+	tok, exp, err := authn.New(system.Secret, ttl, time.Now).Issue(authn.Claims{UserID: id, Role: role})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func (c *client) closedWith(within time.Duration) ([]message, int, time.Time) {
 // having sent nothing of the order's later events; reconnecting with a
 // fresh token and after_seq delivers the events missed meanwhile, once.
 func TestConnectionEndsWithItsToken(t *testing.T) {
-	sys := systemtest.Start(t, systemtest.Options{SlowDelay: 6 * time.Second})
+	sys := system.Start(t, system.Options{SlowDelay: 6 * time.Second})
 	sys.Product("WATCH-42", 1000, 10)
 	fresh, customer := sys.Customer()
 	id := sys.PlaceOrder(fresh, "WATCH-42", 1, "tok_slow")
@@ -90,7 +90,7 @@ func TestConnectionEndsWithItsToken(t *testing.T) {
 // token that expires is closed with 4401 and receives nothing of the
 // orders that happen afterwards, while an admin with a valid token does.
 func TestExpiredAdminStopsReceivingAll(t *testing.T) {
-	sys := systemtest.Start(t, systemtest.Options{})
+	sys := system.Start(t, system.Options{})
 	short, exp := shortToken(t, uuid.New(), "admin", 2*time.Second)
 	expiring := dial(t, sys.HubURL, short)
 	expiring.send(map[string]any{"type": "subscribe", "scope": "all"})

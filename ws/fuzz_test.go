@@ -74,7 +74,7 @@ func newFrameHub(f *testing.F) frameHub {
 			}
 		}
 		tokens := authn.New(strings.Repeat("f", 32), time.Hour, time.Now)
-		hub := ws.New(events, tokens, ws.Settings{}, prometheus.NewRegistry(), zap.NewNop())
+		hub := ws.New(ws.Deps{Events: events, Tokens: tokens, Registry: prometheus.NewRegistry(), Log: zap.NewNop()}, ws.Settings{})
 		srv := httptest.NewServer(hub) // lives as long as the fuzzing process
 		ct, _, err1 := tokens.Issue(authn.Claims{UserID: customer, Role: "customer"})
 		at, _, err2 := tokens.Issue(authn.Claims{UserID: uuid.New(), Role: "admin"})

@@ -9,6 +9,7 @@ package ws
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,9 @@ type Events interface {
 // Settings tune the hub.
 type Settings struct {
 	Topic string
+	// Partitions is how many partitions the topic is created with when the
+	// hub comes first.
+	Partitions int32
 	// SendBuffer is how many messages may wait for one client; a client
 	// that falls further behind is disconnected (it resumes with after_seq).
 	SendBuffer int
@@ -51,6 +55,10 @@ type Hub struct {
 	log      *zap.Logger
 	m        *hubMetrics
 
+	kafka                 *kgo.Client
+	listener, opsListener net.Listener
+	reg                   *prometheus.Registry
+
 	mu         sync.RWMutex
 	conns      map[*conn]struct{}
 	byOrder    map[uuid.UUID]map[*conn]struct{}
@@ -65,16 +73,39 @@ type Hub struct {
 	writeBuffers sync.Pool
 }
 
-// New returns a hub reading replays from events and checking tokens.
-func New(events Events, tokens *authn.Tokens, s Settings, reg prometheus.Registerer, log *zap.Logger) *Hub {
+// Deps are what the hub runs on.
+type Deps struct {
+	// Events replays an order's events after a seq, for after_seq.
+	Events Events
+	Tokens *authn.Tokens
+	// Kafka consumes the topic (Consumer); nil leaves the hub to route only
+	// what its caller dispatches, as in unit tests.
+	Kafka *kgo.Client
+	// Listener serves /ws and the probes; OpsListener serves /metrics and
+	// /status. Either may be nil when a test serves the handlers itself.
+	Listener, OpsListener net.Listener
+	Registry              *prometheus.Registry
+	Log                   *zap.Logger
+}
+
+// New returns a hub over d.
+func New(d Deps, s Settings) *Hub {
 	if s.SendBuffer <= 0 {
 		s.SendBuffer = 256
 	}
 	if s.PingInterval <= 0 {
 		s.PingInterval = 30 * time.Second
 	}
+	if s.Partitions <= 0 {
+		s.Partitions = 1
+	}
+	var reg prometheus.Registerer
+	if d.Registry != nil {
+		reg = d.Registry
+	}
 	return &Hub{
-		events: events, tokens: tokens, settings: s, log: log.With(zap.String("service", "ws hub")), m: newHubMetrics(reg),
+		events: d.Events, tokens: d.Tokens, settings: s, log: d.Log.With(zap.String("service", "ws hub")), m: newHubMetrics(reg),
+		kafka: d.Kafka, listener: d.Listener, opsListener: d.OpsListener, reg: d.Registry,
 		conns: map[*conn]struct{}{}, byOrder: map[uuid.UUID]map[*conn]struct{}{},
 		byCustomer: map[uuid.UUID]map[*conn]struct{}{}, all: map[*conn]struct{}{},
 	}

@@ -24,7 +24,7 @@ import (
 func bareHub(t *testing.T, s ws.Settings) (*ws.Hub, string, string) {
 	t.Helper()
 	tokens := authn.New(strings.Repeat("h", 32), time.Hour, time.Now)
-	hub := ws.New(nil, tokens, s, prometheus.NewRegistry(), testkit.Logger())
+	hub := ws.New(ws.Deps{Tokens: tokens, Registry: prometheus.NewRegistry(), Log: testkit.Logger()}, s)
 	srv := httptest.NewServer(hub)
 	t.Cleanup(srv.Close)
 	tok, _, err := tokens.Issue(authn.Claims{UserID: uuid.New(), Role: "admin"})

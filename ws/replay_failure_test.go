@@ -47,7 +47,7 @@ func TestReplayFailureLosesNothing(t *testing.T) {
 	t.Cleanup(pool.Close)
 
 	tokens := authn.New(strings.Repeat("h", 32), time.Hour, time.Now)
-	hub := ws.New(orderstore.New(hubPool), tokens, ws.Settings{}, prometheus.NewRegistry(), testkit.Logger())
+	hub := ws.New(ws.Deps{Events: orderstore.New(hubPool), Tokens: tokens, Registry: prometheus.NewRegistry(), Log: testkit.Logger()}, ws.Settings{})
 	srv := httptest.NewServer(hub)
 	t.Cleanup(srv.Close)
 	adminToken, _, err := tokens.Issue(authn.Claims{UserID: uuid.New(), Role: "admin"})

@@ -16,8 +16,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/ordersaga/ordersaga/internal/orderstore"
-	"github.com/ordersaga/ordersaga/internal/systemtest"
 	"github.com/ordersaga/ordersaga/internal/testkit"
+	"github.com/ordersaga/ordersaga/internal/testkit/system"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
@@ -109,7 +109,7 @@ func statuses(ms []message) string {
 }
 
 func TestOrderEventsArriveLiveInOrder(t *testing.T) {
-	sys := systemtest.Start(t, systemtest.Options{})
+	sys := system.Start(t, system.Options{})
 	sys.Product("WATCH-42", 1000, 10)
 	tok, _ := sys.Customer()
 	id := sys.PlaceOrder(tok, "WATCH-42", 1, "tok_ok")
@@ -130,7 +130,7 @@ func TestOrderEventsArriveLiveInOrder(t *testing.T) {
 // TestReconnectWithAfterSeqMissesNothing: a client that drops after
 // RESERVED and comes back with after_seq gets each missing event once.
 func TestReconnectWithAfterSeqMissesNothing(t *testing.T) {
-	sys := systemtest.Start(t, systemtest.Options{SlowDelay: 1500 * time.Millisecond})
+	sys := system.Start(t, system.Options{SlowDelay: 1500 * time.Millisecond})
 	sys.Product("WATCH-42", 1000, 10)
 	tok, _ := sys.Customer()
 	id := sys.PlaceOrder(tok, "WATCH-42", 1, "tok_slow")
@@ -161,7 +161,7 @@ func TestReconnectWithAfterSeqMissesNothing(t *testing.T) {
 }
 
 func TestSubscriptionsAreAuthorized(t *testing.T) {
-	sys := systemtest.Start(t, systemtest.Options{})
+	sys := system.Start(t, system.Options{})
 	sys.Product("WATCH-42", 1000, 10)
 	owner, _ := sys.Customer()
 	other, _ := sys.Customer()
@@ -248,7 +248,7 @@ func writeEvents(t testing.TB, store *orderstore.Store, customer uuid.UUID, n in
 // each receive every event of 200 orders, once, in seq order per order.
 func TestThousandClientsEachGetEveryEvent(t *testing.T) {
 	const clients, orders, perOrder = 1000, 200, 4
-	sys := systemtest.Start(t, systemtest.Options{SendBuffer: 1024})
+	sys := system.Start(t, system.Options{SendBuffer: 1024})
 	conns := make([]*client, clients)
 	for i := range conns {
 		conns[i] = dial(t, sys.HubURL, sys.AdminToken)
@@ -305,7 +305,7 @@ func TestThousandClientsEachGetEveryEvent(t *testing.T) {
 // TestSlowClientIsDisconnected: a client that stops reading is closed with
 // code 4001 instead of holding the hub back, and others are unaffected.
 func TestSlowClientIsDisconnected(t *testing.T) {
-	sys := systemtest.Start(t, systemtest.Options{SendBuffer: 8})
+	sys := system.Start(t, system.Options{SendBuffer: 8})
 	slow := dial(t, sys.HubURL, sys.AdminToken)
 	slow.send(map[string]any{"type": "subscribe", "scope": "all"})
 	waitFor(t, "the subscription", func() bool { return sys.Hub.Stats().AllSubs == 1 })

@@ -9,16 +9,12 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
-	"github.com/ordersaga/ordersaga/gateway"
 	"github.com/ordersaga/ordersaga/internal/accounts"
 	"github.com/ordersaga/ordersaga/internal/config"
 	"github.com/ordersaga/ordersaga/internal/localstack"
 	"github.com/ordersaga/ordersaga/internal/logging"
-	"github.com/ordersaga/ordersaga/internal/metrics"
 	"github.com/ordersaga/ordersaga/internal/migrate"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/postgres"
@@ -27,7 +23,6 @@ import (
 	"github.com/ordersaga/ordersaga/internal/temporalsetup"
 	"github.com/ordersaga/ordersaga/workers"
 	"github.com/ordersaga/ordersaga/workflows/order/saga"
-	"github.com/ordersaga/ordersaga/ws"
 )
 
 func runDev(ctx context.Context, cfg config.Config, log *zap.Logger) error {
@@ -70,7 +65,7 @@ func runTemporalSetup(ctx context.Context, cfg config.Config, log *zap.Logger) e
 	// A server that is still starting (as in docker compose) is waited for.
 	dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	c, err := temporalclient.Dial(dctx, cfg.TemporalAddress, cfg.TemporalNamespace, log)
+	c, err := dialTemporal(dctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -83,47 +78,6 @@ func runTemporalSetup(ctx context.Context, cfg config.Config, log *zap.Logger) e
 	}
 	log.Info("temporal namespace ready", zap.String("namespace", cfg.TemporalNamespace))
 	return nil
-}
-
-// services lists what `dev` runs in its one process.
-func services(cfg config.Config, log *zap.Logger, reg *prometheus.Registry) []localstack.Service {
-	out := []localstack.Service{{
-		Name: "gateway",
-		Run: func(ctx context.Context) error {
-			return gateway.Run(ctx, cfg, log, reg, nil)
-		},
-		Links: [][2]string{{"Shop page", "http://" + cfg.GatewayAddr + "/"}, {"REST API", "http://" + cfg.GatewayAddr + "/api/v1"}},
-	}, {
-		Name: "ws hub",
-		Run: func(ctx context.Context) error {
-			return ws.Run(ctx, cfg, log, reg, nil)
-		},
-		Links: [][2]string{{"WebSocket hub", cfg.WSURL()}, {"Hub status", cfg.HubStatusURL()}},
-	}}
-	for _, which := range []string{"order", "product", "payment"} {
-		out = append(out, localstack.Service{Name: which + " worker", Run: func(ctx context.Context) error {
-			return workers.Run(ctx, cfg, log, reg, which)
-		}})
-	}
-	return out
-}
-
-func runGateway(ctx context.Context, cfg config.Config, log *zap.Logger) error {
-	reg := metrics.NewRegistry()
-	return gateway.Run(ctx, cfg, log, reg, nil)
-}
-
-// runWorker runs one worker with its own /metrics on METRICS_ADDR.
-func runHub(ctx context.Context, cfg config.Config, log *zap.Logger) error {
-	return ws.Run(ctx, cfg, log, metrics.NewRegistry(), nil)
-}
-
-func runWorker(ctx context.Context, cfg config.Config, log *zap.Logger, which string) error {
-	reg := metrics.NewRegistry()
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return metrics.Serve(gctx, cfg.MetricsAddr, reg, log, nil) })
-	g.Go(func() error { return workers.Run(gctx, cfg, log, reg, which) })
-	return g.Wait()
 }
 
 // runReplay replays histories against the current OrderWorkflow and fails
@@ -140,9 +94,9 @@ func runReplay(ctx context.Context, cfg config.Config, log *zap.Logger, query st
 		if err := cfg.Require("TEMPORAL_ADDRESS"); err != nil {
 			return err
 		}
-		c, err := client.DialContext(ctx, client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace, Logger: logging.Temporal(log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)))})
+		c, err := dialTemporal(ctx, cfg, log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
 		if err != nil {
-			return fmt.Errorf("dial temporal: %w", err)
+			return err
 		}
 		defer c.Close()
 		if histories, err = replay.Fetch(ctx, c, query, limit); err != nil {
@@ -194,7 +148,7 @@ func runRepair(ctx context.Context, cfg config.Config, log *zap.Logger, raw stri
 	// The codec's client: repair reads the order's workflow and its inputs.
 	dctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	c, err := temporalclient.Connect(dctx, cfg, log)
+	c, err := dialTemporal(dctx, cfg, log)
 	if err != nil {
 		return err
 	}

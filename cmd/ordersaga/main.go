@@ -15,6 +15,7 @@ import (
 
 	"github.com/ordersaga/ordersaga/internal/config"
 	"github.com/ordersaga/ordersaga/internal/logging"
+	"github.com/ordersaga/ordersaga/internal/metrics"
 )
 
 const usage = `usage: ordersaga <command> [flags]
@@ -87,14 +88,14 @@ func run(ctx context.Context, cmd string, args []string) error {
 	case "migrate":
 		return runMigrate(ctx, cfg, log)
 	case "gateway":
-		return runGateway(ctx, cfg, log)
+		return runGateway(ctx, cfg, log, metrics.NewRegistry())
 	case "ws":
-		return runHub(ctx, cfg, log)
+		return runHub(ctx, cfg, log, metrics.NewRegistry())
 	case "worker":
 		if len(args) != 1 {
 			return usageError{"worker needs one of: order, product, payment"}
 		}
-		return runWorker(ctx, cfg, log, args[0])
+		return runWorker(ctx, cfg, log, metrics.NewRegistry(), args[0], true)
 	case "admin":
 		if len(args) == 0 || args[0] != "create" {
 			return usageError{"admin needs the subcommand create"}

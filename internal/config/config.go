@@ -55,6 +55,11 @@ type Config struct {
 	// every one decrypts (see internal/codec). Empty: payloads are not
 	// encrypted.
 	TemporalCodecKeys string `env:"TEMPORAL_CODEC_KEYS"`
+	// TemporalTLS says how to reach a Temporal frontend over TLS (Temporal
+	// Cloud, or a self-hosted server with mTLS). The variables are those
+	// of the Temporal CLI and SDK environment configuration, so one
+	// environment serves `temporal` and ordersaga alike.
+	TemporalTLS TemporalTLS
 
 	GatewayAddr string `env:"GATEWAY_ADDR" envDefault:"127.0.0.1:8080"`
 	WSAddr      string `env:"WS_ADDR" envDefault:"127.0.0.1:8081"`
@@ -98,6 +103,22 @@ type Config struct {
 	Worker Worker
 
 	Dev Dev
+}
+
+// TemporalTLS is the transport security of the Temporal connection. With
+// none of it set the connection is in clear, as to a local dev server.
+type TemporalTLS struct {
+	// APIKey authenticates to Temporal Cloud; setting it turns TLS on.
+	APIKey string `env:"TEMPORAL_API_KEY"`
+	// Enabled turns TLS on with the system's roots (or CACertPath).
+	Enabled bool `env:"TEMPORAL_TLS"`
+	// CertPath and KeyPath are the client certificate for mTLS.
+	CertPath string `env:"TEMPORAL_TLS_CLIENT_CERT_PATH"`
+	KeyPath  string `env:"TEMPORAL_TLS_CLIENT_KEY_PATH"`
+	// CACertPath overrides the roots the server's certificate is checked against.
+	CACertPath string `env:"TEMPORAL_TLS_SERVER_CA_CERT_PATH"`
+	// ServerName overrides the name checked in the server's certificate (SNI).
+	ServerName string `env:"TEMPORAL_TLS_SERVER_NAME"`
 }
 
 // Worker holds the tuning knobs of a Temporal worker. Zero means the SDK's default.
@@ -213,6 +234,9 @@ func (c *Config) validate() error {
 	}
 	if c.TemporalNamespace == "" {
 		bad("TEMPORAL_NAMESPACE", "must not be empty")
+	}
+	if (c.TemporalTLS.CertPath == "") != (c.TemporalTLS.KeyPath == "") {
+		bad("TEMPORAL_TLS_CLIENT_CERT_PATH", "and TEMPORAL_TLS_CLIENT_KEY_PATH must be set together")
 	}
 	if c.StepTimeout < time.Second {
 		bad("ORDER_STEP_TIMEOUT", "must be at least 1s")

@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -32,6 +34,7 @@ import (
 	"github.com/ordersaga/ordersaga/internal/metrics"
 	"github.com/ordersaga/ordersaga/internal/migrate"
 	"github.com/ordersaga/ordersaga/internal/postgres"
+	"github.com/ordersaga/ordersaga/internal/serve"
 	"github.com/ordersaga/ordersaga/internal/temporalsetup"
 )
 
@@ -70,10 +73,16 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, out io.Writer,
 	}
 	reg := metrics.NewRegistry()
 	g, gctx := errgroup.WithContext(ctx)
-	metricsBound := make(chan string, 1)
-	g.Go(func() error {
-		return metrics.Serve(gctx, s.cfg.MetricsAddr, reg, log, func(a string) { metricsBound <- a })
-	})
+	// One /metrics for every service of this process.
+	metricsLn, err := net.Listen("tcp", s.cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (set METRICS_ADDR): %w", s.cfg.MetricsAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", metrics.Handler(reg))
+	mux.HandleFunc("/healthz", serve.Healthz)
+	g.Go(func() error { return serve.Run(gctx, serve.NewServer(mux), metricsLn) })
+	s.urls = append(s.urls, [2]string{"Metrics", "http://" + metricsLn.Addr().String() + "/metrics"})
 	for _, svc := range services(s.cfg, reg) {
 		s.urls = append(s.urls, svc.Links...)
 		g.Go(func() error {
@@ -83,12 +92,7 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, out io.Writer,
 			return nil
 		})
 	}
-	select {
-	case a := <-metricsBound:
-		s.urls = append(s.urls, [2]string{"Metrics", "http://" + a + "/metrics"})
-		s.banner()
-	case <-gctx.Done():
-	}
+	s.banner()
 	return g.Wait()
 }
 

@@ -1,8 +1,10 @@
-// Package temporalclient dials the Temporal frontend the way every
-// ordersaga service does: with the project's logger, with the payload codec
-// of TEMPORAL_CODEC_KEYS (so that workers, the gateway, the starter, replay
-// and repair all read and write the same encrypted payloads), waiting for a
-// server that is still starting.
+// Package temporalclient is the one way ordersaga dials Temporal: every
+// service, command and test harness builds its client options here, from
+// the configuration (address, namespace, TLS and API key for Temporal
+// Cloud, through the SDK's contrib/envconfig), with the project's logger
+// and the payload codec of TEMPORAL_CODEC_KEYS, so that workers, the
+// gateway, the starter, replay and repair all read and write the same
+// encrypted payloads.
 package temporalclient
 
 import (
@@ -11,11 +13,13 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/contrib/envconfig"
 	"go.uber.org/zap"
 
 	"github.com/ordersaga/ordersaga/internal/codec"
 	"github.com/ordersaga/ordersaga/internal/config"
 	"github.com/ordersaga/ordersaga/internal/logging"
+	"github.com/ordersaga/ordersaga/internal/retry"
 )
 
 // Codec is the payload codec of cfg's TEMPORAL_CODEC_KEYS; with no keys it
@@ -29,8 +33,9 @@ func Codec(cfg config.Config) (*codec.Codec, error) {
 }
 
 // Options are the client options of every ordersaga client of cfg's
-// Temporal: address, namespace, logger, and the data converter with the
-// payload codec. The codec is returned too, for the gateway's codec endpoint.
+// Temporal: address, namespace, TLS and API key, logger, and the data
+// converter with the payload codec. The codec is returned too, for the
+// gateway's codec endpoints.
 func Options(cfg config.Config, log *zap.Logger) (client.Options, *codec.Codec, error) {
 	c, err := Codec(cfg)
 	if err != nil {
@@ -41,64 +46,61 @@ func Options(cfg config.Config, log *zap.Logger) (client.Options, *codec.Codec, 
 	} else {
 		log.Warn("temporal payloads are NOT encrypted: set TEMPORAL_CODEC_KEYS (see docs/operators.md)")
 	}
-	return client.Options{
-		HostPort:      cfg.TemporalAddress,
-		Namespace:     cfg.TemporalNamespace,
-		Logger:        logging.Temporal(log),
-		DataConverter: c.DataConverter(),
-	}, c, nil
-}
-
-// Connect dials cfg's Temporal with Options, retrying with backoff until
-// the server answers or ctx ends.
-func Connect(ctx context.Context, cfg config.Config, log *zap.Logger) (client.Client, error) {
-	opts, _, err := Options(cfg, log)
+	opts, err := connection(cfg)
 	if err != nil {
-		return nil, err
+		return client.Options{}, nil, err
 	}
-	return DialOptions(ctx, opts, log)
+	opts.Logger = logging.Temporal(log)
+	opts.DataConverter = c.DataConverter()
+	return opts, c, nil
 }
 
-// Dial connects to addr and namespace, retrying with backoff until the
-// server answers or ctx ends. Its client has no payload codec: it is for
-// callers that manage namespaces and search attributes only. Anything that
-// starts, reads or runs workflows uses Connect.
-func Dial(ctx context.Context, addr, namespace string, log *zap.Logger) (client.Client, error) {
-	return DialOptions(ctx, client.Options{HostPort: addr, Namespace: namespace, Logger: logging.Temporal(log)}, log)
+// connection turns the address, namespace and TEMPORAL_TLS settings into
+// client options with envconfig's profile, which knows how Temporal Cloud
+// wants an API key and mTLS presented (TLS on with a key, the key as
+// bearer credentials, certificates loaded from their paths).
+func connection(cfg config.Config) (client.Options, error) {
+	t := cfg.TemporalTLS
+	profile := envconfig.ClientConfigProfile{Address: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace, APIKey: t.APIKey}
+	if t.Enabled || t.CertPath != "" || t.CACertPath != "" || t.ServerName != "" {
+		profile.TLS = &envconfig.ClientConfigTLS{
+			ClientCertPath: t.CertPath, ClientKeyPath: t.KeyPath, ServerCACertPath: t.CACertPath, ServerName: t.ServerName,
+		}
+	}
+	opts, err := profile.ToClientOptions(envconfig.ToClientOptionsRequest{})
+	if err != nil {
+		// The error names a path or a setting, never the key itself.
+		return client.Options{}, fmt.Errorf("temporal connection settings: %w", err)
+	}
+	return opts, nil
 }
 
-// DialOptions dials with opts, retrying with backoff until the server
-// answers or ctx ends.
-func DialOptions(ctx context.Context, opts client.Options, log *zap.Logger) (client.Client, error) {
-	delay := 200 * time.Millisecond
-	for {
+// Connect dials with opts, retrying with backoff until the server answers
+// or ctx ends: a service that starts before Temporal (as in docker compose)
+// waits for it.
+func Connect(ctx context.Context, opts client.Options, log *zap.Logger) (client.Client, error) {
+	var c client.Client
+	err := retry.Do(ctx, 200*time.Millisecond, 5*time.Second, func(ctx context.Context) error {
 		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		c, err := client.DialContext(dctx, opts)
-		cancel()
-		if err == nil {
-			return c, nil
-		}
+		defer cancel()
+		var err error
+		c, err = client.DialContext(dctx, opts)
+		return err
+	}, func(err error, _ time.Duration) {
 		log.Warn("temporal not reachable yet", zap.String("address", opts.HostPort), zap.Error(err))
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("dial temporal %s: %w", opts.HostPort, err)
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, 5*time.Second)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dial temporal %s: %w", opts.HostPort, err)
 	}
+	return c, nil
 }
 
-// Lazy returns a client of cfg's Temporal with Options that connects on
-// first use, so that its owner (the gateway) starts, and keeps serving,
-// while Temporal is down. The codec is returned too.
-func Lazy(cfg config.Config, log *zap.Logger) (client.Client, *codec.Codec, error) {
-	opts, c, err := Options(cfg, log)
-	if err != nil {
-		return nil, nil, err
-	}
+// Lazy returns a client with opts that connects on first use, so that its
+// owner (the gateway) starts, and keeps serving, while Temporal is down.
+func Lazy(opts client.Options) (client.Client, error) {
 	tc, err := client.NewLazyClient(opts)
 	if err != nil {
-		return nil, nil, fmt.Errorf("temporal client: %w", err)
+		return nil, fmt.Errorf("temporal client: %w", err)
 	}
-	return tc, c, nil
+	return tc, nil
 }

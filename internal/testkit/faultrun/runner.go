@@ -19,10 +19,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
 	"github.com/ordersaga/ordersaga/internal/config"
 	"github.com/ordersaga/ordersaga/internal/localstack/temporalserver"
+	"github.com/ordersaga/ordersaga/internal/logging"
 	"github.com/ordersaga/ordersaga/internal/migrate"
 	"github.com/ordersaga/ordersaga/internal/postgres"
 	"github.com/ordersaga/ordersaga/internal/temporalclient"
@@ -278,7 +280,8 @@ func (r *run) startServices(ctx context.Context, bin string) (Addrs, error) {
 func (r *run) setupTemporal(ctx context.Context) error {
 	dctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	c, err := temporalclient.Dial(dctx, r.stack.TemporalAddress(), Namespace, r.log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
+	log := r.log.WithOptions(zap.IncreaseLevel(zap.WarnLevel))
+	c, err := temporalclient.Connect(dctx, client.Options{HostPort: r.stack.TemporalAddress(), Namespace: Namespace, Logger: logging.Temporal(log)}, log)
 	if err != nil {
 		return err
 	}
@@ -422,7 +425,8 @@ func (r *run) facts(ctx context.Context) (Facts, error) {
 func (r *run) workflows(ctx context.Context, st *State, ids []string) error {
 	dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	c, err := temporalclient.Dial(dctx, r.stack.TemporalAddress(), Namespace, r.log.WithOptions(zap.IncreaseLevel(zap.ErrorLevel)))
+	log := r.log.WithOptions(zap.IncreaseLevel(zap.ErrorLevel))
+	c, err := temporalclient.Connect(dctx, client.Options{HostPort: r.stack.TemporalAddress(), Namespace: Namespace, Logger: logging.Temporal(log)}, log)
 	if err != nil {
 		return err
 	}

@@ -1,8 +1,9 @@
-package ws_test
+package main
 
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -12,23 +13,25 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ordersaga/ordersaga/internal/config"
+	"github.com/ordersaga/ordersaga/internal/localstack/ports"
 	"github.com/ordersaga/ordersaga/internal/metrics"
 	"github.com/ordersaga/ordersaga/internal/testkit"
-	"github.com/ordersaga/ordersaga/ws"
 )
 
-func get(t *testing.T, url string) (int, string) {
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+// freeAddr is a loopback address with a free port.
+func freeAddr(t *testing.T) string {
 	t.Helper()
-	resp, err := http.Get(url)
+	p, err := ports.Free()
 	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return fmt.Sprintf("127.0.0.1:%d", p)
 }
 
-// TestOpsEndpointsAreNotPublic runs `ordersaga ws` as production does: the
+// TestOpsEndpointsAreNotPublic runs `ordersaga ws` as production does
+// (runHub, on addresses from the configuration): the
 // websocket port answers /ws and the probes, and 404 for /metrics and
 // /status, which only the ops address (WS_OPS_ADDR) serves. The gateway
 // finds /status from the configuration.
@@ -38,34 +41,30 @@ func TestOpsEndpointsAreNotPublic(t *testing.T) {
 		"KAFKA_BROKERS":       strings.Join(testkit.KafkaBrokers(t), ","),
 		"KAFKA_TOPIC":         "order-events-" + uuid.NewString()[:8],
 		"JWT_SECRET":          strings.Repeat("s", 32),
-		"WS_ADDR":             "127.0.0.1:0",
-		"WS_OPS_ADDR":         "127.0.0.1:0",
+		"WS_ADDR":             freeAddr(t),
+		"WS_OPS_ADDR":         freeAddr(t),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	type addrs struct{ ws, ops string }
-	bound := make(chan addrs, 1)
 	done := make(chan error, 1)
-	go func() {
-		done <- ws.Run(ctx, cfg, testkit.Logger(), metrics.NewRegistry(), func(w, o string) { bound <- addrs{w, o} })
-	}()
+	go func() { done <- runHub(ctx, cfg, testkit.Logger(), metrics.NewRegistry()) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("run: %v", err)
 		}
 	}()
-	var a addrs
-	select {
-	case a = <-bound:
-	case err := <-done:
-		t.Fatalf("run: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("the hub did not start")
-	}
+	a := struct{ ws, ops string }{cfg.WSAddr, cfg.WSOpsAddr}
 	public, ops := "http://"+a.ws, "http://"+a.ops
+	waitFor(t, "the hub to listen", func() bool {
+		resp, err := http.Get(ops + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
 
 	for _, path := range []string{"/metrics", "/status"} {
 		if status, body := get(t, public+path); status != http.StatusNotFound {
@@ -115,6 +114,17 @@ func TestOpsEndpointsAreNotPublic(t *testing.T) {
 	}
 }
 
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 // TestOpsAddressMustBeItsOwn: the configuration refuses to put the ops
 // endpoints on the websocket port, and names the variable.
 func TestOpsAddressMustBeItsOwn(t *testing.T) {
@@ -126,5 +136,16 @@ func TestOpsAddressMustBeItsOwn(t *testing.T) {
 		if _, err := config.LoadFrom(vars); err == nil || !strings.Contains(err.Error(), "WS_OPS_") {
 			t.Errorf("%v: %v", vars, err)
 		}
+	}
+}
+
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ordersaga/ordersaga/activities/payment"
+	"github.com/ordersaga/ordersaga/gateway"
+	"github.com/ordersaga/ordersaga/internal/accounts"
+	"github.com/ordersaga/ordersaga/internal/authn"
+	"github.com/ordersaga/ordersaga/internal/catalog"
+	"github.com/ordersaga/ordersaga/internal/config"
+	"github.com/ordersaga/ordersaga/internal/kafkaclient"
+	"github.com/ordersaga/ordersaga/internal/localstack"
+	"github.com/ordersaga/ordersaga/internal/metrics"
+	"github.com/ordersaga/ordersaga/internal/orderstore"
+	"github.com/ordersaga/ordersaga/internal/outbox"
+	"github.com/ordersaga/ordersaga/internal/postgres"
+	"github.com/ordersaga/ordersaga/internal/serve"
+	"github.com/ordersaga/ordersaga/internal/temporalclient"
+	"github.com/ordersaga/ordersaga/workers"
+	"github.com/ordersaga/ordersaga/ws"
+)
+
+// This file is where ordersaga's services meet the outside world: each
+// run* function opens what its service needs from the configuration
+// (pools, clients, listeners), hands it to the service's one constructor,
+// runs it, and closes what it opened. `ordersaga <service>` calls one of
+// them; `ordersaga dev` calls them all in one process. Tests build the same
+// services with the same constructors on servers of their own
+// (internal/testkit).
+
+// services lists what `dev` runs in its one process, sharing reg.
+func services(cfg config.Config, log *zap.Logger, reg *prometheus.Registry) []localstack.Service {
+	out := []localstack.Service{{
+		Name:  "gateway",
+		Run:   func(ctx context.Context) error { return runGateway(ctx, cfg, log, reg) },
+		Links: [][2]string{{"Shop page", "http://" + cfg.GatewayAddr + "/"}, {"REST API", "http://" + cfg.GatewayAddr + "/api/v1"}},
+	}, {
+		Name:  "ws hub",
+		Run:   func(ctx context.Context) error { return runHub(ctx, cfg, log, reg) },
+		Links: [][2]string{{"WebSocket hub", cfg.WSURL()}, {"Hub status", cfg.HubStatusURL()}},
+	}}
+	for _, which := range []string{"order", "product", "payment"} {
+		out = append(out, localstack.Service{Name: which + " worker", Run: func(ctx context.Context) error {
+			return runWorker(ctx, cfg, log, reg, which, false) // dev serves /metrics once for all
+		}})
+	}
+	return out
+}
+
+// listen opens addr for a service, naming the variable that sets it.
+func listen(addr, variable string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (set %s): %w", addr, variable, err)
+	}
+	return ln, nil
+}
+
+// runGateway is `ordersaga gateway`.
+func runGateway(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometheus.Registry) error {
+	if err := cfg.Require("AUTH_DATABASE_URL", "CATALOG_DATABASE_URL", "ORDERS_DATABASE_URL", "TEMPORAL_ADDRESS", "JWT_SECRET"); err != nil {
+		return err
+	}
+	pools := postgres.NewPools(cfg.DatabaseMaxConns)
+	defer pools.Close()
+	authDB, err := pools.Open(ctx, cfg.AuthDatabaseURL)
+	if err != nil {
+		return err
+	}
+	catalogDB, err := pools.Open(ctx, cfg.CatalogDatabaseURL)
+	if err != nil {
+		return err
+	}
+	ordersDB, err := pools.Open(ctx, cfg.OrdersDatabaseURL)
+	if err != nil {
+		return err
+	}
+	topts, payloadCodec, err := temporalclient.Options(cfg, log)
+	if err != nil {
+		return err
+	}
+	// Lazy: the gateway starts, and keeps accepting orders, while Temporal is down.
+	tc, err := temporalclient.Lazy(topts)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	ln, err := listen(cfg.GatewayAddr, "GATEWAY_ADDR")
+	if err != nil {
+		return err
+	}
+	return gateway.New(gateway.Deps{
+		Accounts: accounts.NewStore(authDB), Catalog: catalog.New(catalogDB), Orders: orderstore.New(ordersDB),
+		Temporal: tc, Tokens: authn.New(cfg.JWTSecret, cfg.JWTTTL, time.Now), Log: log, Registry: reg, Now: time.Now,
+		Codec: payloadCodec, Listener: ln,
+	}, gatewaySettings(cfg)).Run(ctx)
+}
+
+// gatewaySettings are the gateway's settings from the configuration.
+func gatewaySettings(cfg config.Config) gateway.Settings {
+	return gateway.Settings{
+		Timeouts: cfg.OrderTimeouts(), CursorKey: gateway.CursorKey(cfg.JWTSecret), WSURL: cfg.WSURL(), HubStatusURL: cfg.HubStatusURL(),
+		TemporalUIURL: cfg.TemporalUIURL, Namespace: cfg.TemporalNamespace,
+		TrustedProxies: cfg.TrustedProxies, CORSOrigins: cfg.CORSAllowedOrigins,
+	}
+}
+
+// runHub is `ordersaga ws`: websockets on WS_ADDR, /metrics and /status on
+// WS_OPS_ADDR.
+func runHub(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometheus.Registry) error {
+	if err := cfg.Require("ORDERS_DATABASE_URL", "KAFKA_BROKERS", "JWT_SECRET"); err != nil {
+		return err
+	}
+	pool, err := postgres.Open(ctx, cfg.OrdersDatabaseURL, cfg.DatabaseMaxConns)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	kafka, err := ws.Consumer(cfg.KafkaBrokers, cfg.KafkaTopic, time.Now(), log)
+	if err != nil {
+		return fmt.Errorf("kafka consumer: %w", err)
+	}
+	defer kafka.Close()
+	ln, err := listen(cfg.WSAddr, "WS_ADDR")
+	if err != nil {
+		return err
+	}
+	opsLn, err := listen(cfg.WSOpsAddr, "WS_OPS_ADDR")
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	return ws.New(ws.Deps{
+		Events: orderstore.New(pool), Tokens: authn.New(cfg.JWTSecret, cfg.JWTTTL, time.Now), Kafka: kafka,
+		Listener: ln, OpsListener: opsLn, Registry: reg, Log: log,
+	}, ws.Settings{Topic: cfg.KafkaTopic, Partitions: cfg.KafkaPartitions, SendBuffer: cfg.WSSendBuffer, AllowedOrigins: cfg.WSAllowedOrigins}).Run(ctx)
+}
+
+// runWorker is `ordersaga worker <which>`: one Temporal worker, and with
+// the order worker the outbox relay, which shares its database. With ops,
+// it serves the process's /metrics and probes on METRICS_ADDR.
+func runWorker(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometheus.Registry, which string, ops bool) error {
+	var dsnVar, dsn string
+	switch which {
+	case "order":
+		dsnVar, dsn = "ORDERS_DATABASE_URL", cfg.OrdersDatabaseURL
+	case "product":
+		dsnVar, dsn = "CATALOG_DATABASE_URL", cfg.CatalogDatabaseURL
+	case "payment":
+		dsnVar, dsn = "PAYMENTS_DATABASE_URL", cfg.PaymentsDatabaseURL
+	default:
+		return usageError{fmt.Sprintf("unknown worker %q: want order, product or payment", which)}
+	}
+	required := []string{dsnVar, "TEMPORAL_ADDRESS"}
+	if which == "order" {
+		required = append(required, "KAFKA_BROKERS") // the outbox relay
+	}
+	if err := cfg.Require(required...); err != nil {
+		return err
+	}
+	pool, err := postgres.Open(ctx, dsn, cfg.DatabaseMaxConns)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	c, err := dialTemporal(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	opts := workers.Options(cfg.Worker)
+	g, gctx := errgroup.WithContext(ctx)
+	if ops {
+		g.Go(func() error {
+			return runOps(gctx, cfg, reg,
+				serve.Check{Name: "postgres", Ping: pool.Ping},
+				serve.Check{Name: "temporal", Ping: func(ctx context.Context) error {
+					_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
+					return err
+				}})
+		})
+	}
+	switch which {
+	case "order":
+		w := workers.NewOrder(workers.OrderDeps{Temporal: c, Orders: orderstore.New(pool), Registry: reg, Log: log},
+			workers.OrderSettings{Worker: opts, Starter: &workers.StarterSettings{Interval: cfg.StarterInterval, Grace: cfg.StarterGrace, Timeouts: cfg.OrderTimeouts()}})
+		relay, closeRelay, err := openRelay(cfg, pool, reg, log)
+		if err != nil {
+			return err
+		}
+		defer closeRelay()
+		g.Go(func() error { return w.Run(gctx) })
+		g.Go(func() error { return relay.Run(gctx) })
+	case "product":
+		g.Go(func() error { return workers.NewProduct(c, pool, opts, log).Run(gctx) })
+	case "payment":
+		g.Go(func() error { return workers.NewPayment(c, pool, payment.NewProvider(pool), opts, log).Run(gctx) })
+	}
+	return g.Wait()
+}
+
+// openRelay builds the outbox relay on the orders pool with a producer of
+// its own; the returned func closes the producer.
+func openRelay(cfg config.Config, orders *pgxpool.Pool, reg prometheus.Registerer, log *zap.Logger) (*outbox.Relay, func(), error) {
+	producer, err := kafkaclient.Producer(cfg.KafkaBrokers, cfg.KafkaTopic, 30*time.Second, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	relay := outbox.New(orders, producer, outbox.Options{Topic: cfg.KafkaTopic, Partitions: cfg.KafkaPartitions, BatchSize: cfg.OutboxBatchSize}, reg, log)
+	return relay, producer.Close, nil
+}
+
+// dialTemporal dials cfg's Temporal with the codec, waiting for it.
+func dialTemporal(ctx context.Context, cfg config.Config, log *zap.Logger) (client.Client, error) {
+	opts, _, err := temporalclient.Options(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return temporalclient.Connect(ctx, opts, log)
+}
+
+// runOps serves a worker process's /metrics, /healthz and /readyz on
+// METRICS_ADDR: ready while its database and Temporal answer.
+func runOps(ctx context.Context, cfg config.Config, reg *prometheus.Registry, checks ...serve.Check) error {
+	ln, err := listen(cfg.MetricsAddr, "METRICS_ADDR")
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", metrics.Handler(reg))
+	serve.Probes(mux, checks...)
+	return serve.Run(ctx, serve.NewServer(mux), ln)
+}

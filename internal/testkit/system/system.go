@@ -1,0 +1,326 @@
+// Package system starts the whole of ordersaga for a test, through the
+// services' own constructors (the same ones `ordersaga <service>` and
+// `ordersaga dev` call): the three workers with the starter, the outbox
+// relay, the gateway and the websocket hub, on the servers of
+// internal/testkit, each test with its own database, Temporal namespace
+// and Kafka topic, each service on a port of its own.
+package system
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/ordersaga/ordersaga/activities/payment"
+	"github.com/ordersaga/ordersaga/gateway"
+	"github.com/ordersaga/ordersaga/internal/accounts"
+	"github.com/ordersaga/ordersaga/internal/authn"
+	"github.com/ordersaga/ordersaga/internal/catalog"
+	"github.com/ordersaga/ordersaga/internal/kafkaclient"
+	"github.com/ordersaga/ordersaga/internal/logging"
+	"github.com/ordersaga/ordersaga/internal/orderstore"
+	"github.com/ordersaga/ordersaga/internal/outbox"
+	"github.com/ordersaga/ordersaga/internal/testkit"
+	"github.com/ordersaga/ordersaga/workers"
+	"github.com/ordersaga/ordersaga/workflows/order"
+	"github.com/ordersaga/ordersaga/ws"
+)
+
+// Secret signs the test system's tokens.
+const Secret = "systemtest-secret-systemtest-secret!"
+
+// System is a running ordersaga.
+type System struct {
+	T    testing.TB
+	Pool *pgxpool.Pool
+	// Store is the orders schema.
+	Store *orderstore.Store
+	// Temporal is the workers' client: it encrypts payloads with the test
+	// keys, or writes them in clear with Options.PlainPayloads.
+	Temporal  client.Client
+	Brokers   []string
+	Topic     string
+	Namespace string
+	// Gateway is the running gateway; its Handler is the engine it serves,
+	// for tests that add a route.
+	Gateway    *gateway.Server
+	GatewayURL string
+	Hub        *ws.Hub
+	HubURL     string
+	// HubOpsURL is the hub's ops address (/status, /metrics), apart from HubURL.
+	HubOpsURL  string
+	Tokens     *authn.Tokens
+	AdminToken string
+
+	opt      Options
+	provider payment.Provider
+	users    atomic.Int64
+}
+
+// Options change what Start builds.
+type Options struct {
+	// SendBuffer is the hub's per-client buffer (default 256).
+	SendBuffer int
+	// SlowDelay is how long tok_slow authorizes (default 3 s).
+	SlowDelay time.Duration
+	// Provider replaces the payment simulator, to hold an authorization
+	// at a chosen moment.
+	Provider func(sim *payment.Simulator) payment.Provider
+	// NoWorkers leaves the workers out, for tests of the gateway alone.
+	NoWorkers bool
+	// NoOrderWorker leaves the order worker out: workflows wait until the
+	// test calls StartWorker("order").
+	NoOrderWorker bool
+	// Starter runs beside the order worker; nil runs none, for tests that
+	// drive a starter of their own.
+	Starter *workers.StarterSettings
+	// PlainPayloads has the workers' client write payloads in clear, for
+	// histories that replay without keys.
+	PlainPayloads bool
+	// TemporalAddress and Namespace name a Temporal server of the test's
+	// own (default: a fresh namespace on the harness's server).
+	TemporalAddress, Namespace string
+	// StartTimeout bounds the gateway's workflow start (default 3 s).
+	StartTimeout time.Duration
+	// StepTimeout bounds each saga step of the orders the gateway starts
+	// (default 1 min).
+	StepTimeout time.Duration
+}
+
+// WorkerOptions are the test workers' options: a short stop, so that a
+// test that stops a worker does not wait for the production grace.
+var WorkerOptions = worker.Options{WorkerStopTimeout: 2 * time.Second}
+
+// Start runs a whole system for t and stops it when t ends.
+func Start(t testing.TB, opt Options) *System {
+	t.Helper()
+	addr, ns := opt.TemporalAddress, opt.Namespace
+	if addr == "" {
+		addr, ns = testkit.NewNamespace(t)
+	}
+	if opt.StepTimeout == 0 {
+		opt.StepTimeout = time.Minute
+	}
+	pool := testkit.NewPool(t)
+	log := testkit.Logger()
+	s := &System{T: t, Pool: pool, Store: orderstore.New(pool), Brokers: testkit.KafkaBrokers(t),
+		Topic: "order-events-" + uuid.NewString()[:8], Namespace: ns, Tokens: authn.New(Secret, time.Hour, time.Now), opt: opt}
+	if opt.PlainPayloads {
+		s.Temporal = testkit.PlainTemporalClient(t, addr, ns)
+	} else {
+		s.Temporal = testkit.TemporalClient(t, addr, ns)
+	}
+	sim := payment.NewSimulator(pool)
+	sim.SlowDelay = 3 * time.Second
+	if opt.SlowDelay > 0 {
+		sim.SlowDelay = opt.SlowDelay
+	}
+	s.provider = sim
+	if opt.Provider != nil {
+		s.provider = opt.Provider(sim)
+	}
+	if !opt.NoWorkers {
+		s.StartWorker("product")
+		s.StartWorker("payment")
+		if !opt.NoOrderWorker {
+			s.StartWorker("order")
+		}
+	}
+
+	producer, err := kafkaclient.Producer(s.Brokers, s.Topic, 10*time.Second, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(producer.Close)
+	relay := outbox.New(pool, producer, outbox.Options{Topic: s.Topic, Partitions: 3, Idle: 200 * time.Millisecond, CheckInterval: 200 * time.Millisecond, CheckTimeout: 500 * time.Millisecond}, prometheus.NewRegistry(), log)
+	s.run("outbox relay", relay.Run)
+
+	consumer, err := ws.Consumer(s.Brokers, s.Topic, time.Now(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(consumer.Close)
+	// Created before the hub runs, so that it consumes from the first event.
+	if err := kafkaclient.EnsureTopic(context.Background(), consumer, s.Topic, 3); err != nil {
+		t.Fatal(err)
+	}
+	hubLn, opsLn := listen(t), listen(t)
+	s.Hub = ws.New(ws.Deps{Events: s.Store, Tokens: s.Tokens, Kafka: consumer, Listener: hubLn, OpsListener: opsLn,
+		Registry: prometheus.NewRegistry(), Log: log}, ws.Settings{Topic: s.Topic, Partitions: 3, SendBuffer: opt.SendBuffer})
+	s.HubURL, s.HubOpsURL = "ws://"+hubLn.Addr().String()+"/ws", "http://"+opsLn.Addr().String()
+	s.run("ws hub", s.Hub.Run)
+
+	// The gateway's client is lazy and encrypts with the test keys, as
+	// production's does.
+	topts := testkit.ClientOptions(addr, ns)
+	topts.Logger = logging.Temporal(log)
+	tc, err := client.NewLazyClient(topts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tc.Close)
+	gwLn := listen(t)
+	s.Gateway = gateway.New(gateway.Deps{
+		Accounts: accounts.NewStore(pool), Catalog: catalog.New(pool), Orders: s.Store, Temporal: tc,
+		Tokens: s.Tokens, Log: log, Registry: prometheus.NewRegistry(), Now: time.Now, Codec: testkit.Codec(), Listener: gwLn,
+	}, gateway.Settings{Timeouts: order.Timeouts{Step: opt.StepTimeout}, CursorKey: gateway.CursorKey(Secret), WSURL: s.HubURL,
+		HubStatusURL: s.HubOpsURL + "/status", Namespace: ns, TemporalUIURL: "http://" + addr, StartTimeout: opt.StartTimeout})
+	s.GatewayURL = "http://" + gwLn.Addr().String()
+	s.run("gateway", s.Gateway.Run)
+
+	if _, err := accounts.NewStore(pool).Create(context.Background(), "root@example.com", "Root", "admin-password", accounts.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	s.AdminToken = s.Login("root@example.com", "admin-password")
+	return s
+}
+
+// StartWorker runs one worker ("order", "product" or "payment") built by
+// its constructor in package workers, until the test ends or the returned
+// stop is called (which waits for it to stop).
+func (s *System) StartWorker(which string) (stop func()) {
+	s.T.Helper()
+	log := testkit.Logger()
+	var w *workers.Worker
+	switch which {
+	case "order":
+		w = workers.NewOrder(workers.OrderDeps{Temporal: s.Temporal, Orders: s.Store, Registry: prometheus.NewRegistry(), Log: log},
+			workers.OrderSettings{Worker: WorkerOptions, Starter: s.opt.Starter})
+	case "product":
+		w = workers.NewProduct(s.Temporal, s.Pool, WorkerOptions, log)
+	case "payment":
+		w = workers.NewPayment(s.Temporal, s.Pool, s.provider, WorkerOptions, log)
+	default:
+		s.T.Fatalf("no worker %q", which)
+	}
+	return s.run(which+" worker", w.Run)
+}
+
+// run runs a service until the test ends or stop is called, and reports
+// an error it stops with.
+func (s *System) run(name string, run func(ctx context.Context) error) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := run(ctx); err != nil && ctx.Err() == nil {
+			s.T.Errorf("%s stopped: %v", name, err)
+		}
+	}()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	s.T.Cleanup(stop)
+	return stop
+}
+
+// listen opens a listener on a free loopback port.
+func listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// Do sends a JSON request to the gateway and returns the status and body.
+func (s *System) Do(method, path, token string, body any) (int, []byte) {
+	s.T.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, s.GatewayURL+path, rd)
+	if err != nil {
+		s.T.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.T.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// Login returns a token for the account.
+func (s *System) Login(email, password string) string {
+	s.T.Helper()
+	status, body := s.Do("POST", "/api/v1/auth/login", "", map[string]string{"email": email, "password": password})
+	var out struct{ Token string }
+	if status != 200 || json.Unmarshal(body, &out) != nil {
+		s.T.Fatalf("login %s: %d %s", email, status, body)
+	}
+	return out.Token
+}
+
+// Customer registers a new customer and returns their token and id.
+func (s *System) Customer() (token string, id uuid.UUID) {
+	s.T.Helper()
+	email := fmt.Sprintf("c%d-%s@example.com", s.users.Add(1), uuid.NewString()[:6])
+	status, body := s.Do("POST", "/api/v1/auth/register", "", map[string]string{"email": email, "password": "password123", "name": "C"})
+	var u struct{ ID uuid.UUID }
+	if status != 201 || json.Unmarshal(body, &u) != nil {
+		s.T.Fatalf("register: %d %s", status, body)
+	}
+	return s.Login(email, "password123"), u.ID
+}
+
+// Product creates a product with stock in warehouse east.
+func (s *System) Product(sku string, price int64, onHand int) {
+	s.T.Helper()
+	status, body := s.Do("POST", "/api/v1/products", s.AdminToken, map[string]any{"sku": sku, "name": sku, "brand": "B", "price_cents": price,
+		"stock": []map[string]any{{"warehouse": "east", "on_hand": onHand}}})
+	if status != 201 {
+		s.T.Fatalf("create %s: %d %s", sku, status, body)
+	}
+}
+
+// PlaceOrder places an order of qty units of sku and returns its id.
+func (s *System) PlaceOrder(token, sku string, qty int, method string) uuid.UUID {
+	s.T.Helper()
+	status, body := s.Do("POST", "/api/v1/orders", token, map[string]any{"items": []map[string]any{{"sku": sku, "quantity": qty}}, "payment_method": method})
+	var o struct{ ID uuid.UUID }
+	if status != 202 || json.Unmarshal(body, &o) != nil {
+		s.T.Fatalf("place order: %d %s", status, body)
+	}
+	return o.ID
+}
+
+// WaitStatus waits until the order's status is one of want and returns it.
+func (s *System) WaitStatus(token string, id uuid.UUID, within time.Duration, want ...string) string {
+	s.T.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		_, body := s.Do("GET", "/api/v1/orders/"+id.String(), token, nil)
+		var o struct{ Status string }
+		_ = json.Unmarshal(body, &o)
+		for _, w := range want {
+			if o.Status == w {
+				return o.Status
+			}
+		}
+		if time.Now().After(deadline) {
+			s.T.Fatalf("order %s is %q after %s, want %v", id, o.Status, within, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
