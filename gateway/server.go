@@ -96,6 +96,9 @@ func New(deps Deps, s Settings) *Server {
 	if s.CancelTimeout == 0 {
 		s.CancelTimeout = 15 * time.Second
 	}
+	if deps.Log == nil {
+		deps.Log = zap.NewNop()
+	}
 	if deps.Codec == nil {
 		deps.Codec, _ = codec.New(nil) // no keys: cannot fail
 	}
