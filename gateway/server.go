@@ -13,9 +13,9 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.uber.org/zap"
 
+	"github.com/ordersaga/ordersaga/activities/inventory"
 	"github.com/ordersaga/ordersaga/internal/accounts"
 	"github.com/ordersaga/ordersaga/internal/authn"
-	"github.com/ordersaga/ordersaga/internal/catalog"
 	"github.com/ordersaga/ordersaga/internal/codec"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/ratelimit"
@@ -51,7 +51,7 @@ type Settings struct {
 // Server holds the gateway's dependencies. Build it with New.
 type Server struct {
 	accounts *accounts.Store
-	catalog  *catalog.Store
+	catalog  *inventory.Catalog
 	orders   *orderstore.Store
 	temporal client.Client
 	codec    converter.PayloadCodec
@@ -70,7 +70,7 @@ type Server struct {
 // Deps are what the gateway talks to.
 type Deps struct {
 	Accounts *accounts.Store
-	Catalog  *catalog.Store
+	Catalog  *inventory.Catalog
 	Orders   *orderstore.Store
 	Temporal client.Client
 	Tokens   *authn.Tokens

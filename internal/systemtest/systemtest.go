@@ -24,11 +24,11 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/ordersaga/ordersaga/activities/inventory"
 	"github.com/ordersaga/ordersaga/activities/payment"
 	"github.com/ordersaga/ordersaga/gateway"
 	"github.com/ordersaga/ordersaga/internal/accounts"
 	"github.com/ordersaga/ordersaga/internal/authn"
-	"github.com/ordersaga/ordersaga/internal/catalog"
 	"github.com/ordersaga/ordersaga/internal/kafkaclient"
 	"github.com/ordersaga/ordersaga/internal/logging"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
@@ -146,7 +146,7 @@ func Start(t testing.TB, opt Options) *System {
 	s.Hub, s.HubURL, s.HubOpsURL = hub, "ws"+strings.TrimPrefix(hubServer.URL, "http")+"/ws", hubOps.URL
 
 	gw := gateway.New(gateway.Deps{
-		Accounts: accounts.NewStore(pool), Catalog: catalog.New(pool), Orders: store, Temporal: tc,
+		Accounts: accounts.NewStore(pool), Catalog: inventory.NewCatalog(pool), Orders: store, Temporal: tc,
 		Tokens: tokens, Log: log, Registry: prometheus.NewRegistry(), Now: time.Now, Codec: testkit.Codec(),
 	}, gateway.Settings{Timeouts: order.Timeouts{Step: time.Minute}, CursorKey: gateway.CursorKey(Secret), WSURL: s.HubURL, HubStatusURL: s.HubOpsURL + "/status", Namespace: ns,
 		TemporalUIURL: "http://" + addr, StartTimeout: opt.StartTimeout})
