@@ -31,7 +31,7 @@ func Warehouse(code string) (string, bool) {
 	return strings.ToLower(code), true
 }
 
-// storedWarehouse is Warehouse for the store's own writes: a code the caller
+// storedWarehouse is Warehouse for the catalogue's own writes: a code the caller
 // did not check is an invalid argument, never a second spelling of a row.
 func storedWarehouse(code string) (string, error) {
 	wh, ok := Warehouse(code)
