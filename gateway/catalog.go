@@ -8,8 +8,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/ordersaga/ordersaga/activities/inventory"
 	"github.com/ordersaga/ordersaga/internal/apperr"
-	"github.com/ordersaga/ordersaga/internal/catalog"
 )
 
 var (
@@ -32,7 +32,7 @@ type productCursor struct {
 }
 
 func (s *Server) listProducts(c *gin.Context) {
-	f := catalog.Filter{Q: strings.TrimSpace(c.Query("q")), Brand: strings.TrimSpace(c.Query("brand"))}
+	f := inventory.Filter{Q: strings.TrimSpace(c.Query("q")), Brand: strings.TrimSpace(c.Query("brand"))}
 	var err error
 	if f.Limit, err = pageLimit(c); err != nil {
 		s.fail(c, err)
@@ -81,7 +81,7 @@ func (s *Server) listProducts(c *gin.Context) {
 		s.fail(c, dependency(err, "the catalogue"))
 		return
 	}
-	out := page[catalog.Product]{Items: items}
+	out := page[inventory.Product]{Items: items}
 	if more {
 		out.NextCursor = s.cursors.seal("products", productCursor{SKU: items[len(items)-1].SKU})
 	}
@@ -126,8 +126,8 @@ type createProductRequest struct {
 	Stock       []stockJSON `json:"stock"`
 }
 
-func (r *createProductRequest) validate() (catalog.NewProduct, error) {
-	n := catalog.NewProduct{SKU: r.SKU, Name: strings.TrimSpace(r.Name), Brand: strings.TrimSpace(r.Brand), Description: r.Description, Currency: r.Currency}
+func (r *createProductRequest) validate() (inventory.NewProduct, error) {
+	n := inventory.NewProduct{SKU: r.SKU, Name: strings.TrimSpace(r.Name), Brand: strings.TrimSpace(r.Brand), Description: r.Description, Currency: r.Currency}
 	if !skuPattern.MatchString(r.SKU) {
 		return n, apperr.Invalid("sku", "sku must match ^[A-Z0-9][A-Z0-9-]{1,63}$")
 	}
@@ -155,9 +155,9 @@ func (r *createProductRequest) validate() (catalog.NewProduct, error) {
 	}
 	seen := map[string]bool{}
 	for _, st := range r.Stock {
-		wh, ok := catalog.Warehouse(st.Warehouse)
+		wh, ok := inventory.Warehouse(st.Warehouse)
 		if !ok {
-			return n, apperr.Invalid("stock.warehouse", "warehouse must match %s", catalog.WarehousePattern)
+			return n, apperr.Invalid("stock.warehouse", "warehouse must match %s", inventory.WarehousePattern)
 		}
 		// Codes are case-insensitive: WH-A and wh-a are one warehouse.
 		if seen[wh] {
@@ -167,7 +167,7 @@ func (r *createProductRequest) validate() (catalog.NewProduct, error) {
 		if st.OnHand < 0 || st.OnHand > maxOnHand {
 			return n, apperr.Invalid("stock.on_hand", "on_hand must be an integer from 0 to %d", maxOnHand)
 		}
-		n.Stock = append(n.Stock, catalog.InitialStock{Warehouse: wh, OnHand: int(st.OnHand)})
+		n.Stock = append(n.Stock, inventory.InitialStock{Warehouse: wh, OnHand: int(st.OnHand)})
 	}
 	return n, nil
 }
@@ -246,7 +246,7 @@ func (s *Server) updateProduct(c *gin.Context) {
 		s.fail(c, apperr.Invalid("price_cents", "price_cents must be an integer from 0 to %d", int64(maxPriceCents)))
 		return
 	}
-	p, err := s.catalog.Update(c, sku, catalog.Patch{Name: req.Name, Brand: req.Brand, Description: req.Description, PriceCents: req.PriceCents, Active: req.Active})
+	p, err := s.catalog.Update(c, sku, inventory.Patch{Name: req.Name, Brand: req.Brand, Description: req.Description, PriceCents: req.PriceCents, Active: req.Active})
 	if err != nil {
 		s.fail(c, dependency(err, "the catalogue"))
 		return
@@ -282,9 +282,9 @@ func (s *Server) adjustStock(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	warehouse, ok := catalog.Warehouse(req.Warehouse)
+	warehouse, ok := inventory.Warehouse(req.Warehouse)
 	if !ok {
-		s.fail(c, apperr.Invalid("warehouse", "warehouse must match %s", catalog.WarehousePattern))
+		s.fail(c, apperr.Invalid("warehouse", "warehouse must match %s", inventory.WarehousePattern))
 		return
 	}
 	if req.Delta == nil || *req.Delta == 0 || *req.Delta < -maxOnHand || *req.Delta > maxOnHand {

@@ -6,6 +6,12 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	"github.com/ordersaga/ordersaga/activities/inventory"
+	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
 type productJSON struct {
@@ -172,9 +178,11 @@ func TestAdminInventory(t *testing.T) {
 			t.Errorf("adjust %s %+d: %d available %d, want %d: %s", tc.wh, tc.delta, r.Status, p.Available, tc.want, r.Body)
 		}
 	}
-	// Hold 12 of east's 15 units as an open order would.
-	if _, err := s.pool.Exec(context.Background(), `UPDATE catalog.stock SET reserved = 12 WHERE sku = 'WATCH-42' AND warehouse = 'east'`); err != nil {
-		t.Fatal(err)
+	// An open order holds 12 of east's 15 units.
+	inv := inventory.New(s.pool, zap.NewNop())
+	holding := order.StockRequest{OrderID: uuid.NewString(), Lines: []order.StockLine{{SKU: "WATCH-42", Quantity: 12}}}
+	if res, err := inv.ReserveStock(context.Background(), holding); err != nil || len(res.Allocations) != 1 || res.Allocations[0].Warehouse != "east" {
+		t.Fatalf("hold 12 units in east: %+v, %v", res, err)
 	}
 	before = s.counts()
 	for _, tc := range []struct {
@@ -209,7 +217,7 @@ func TestAdminInventory(t *testing.T) {
 	if !p.Active {
 		t.Errorf("a refused deactivation deactivated the product: %s", r.Body)
 	}
-	if _, err := s.pool.Exec(context.Background(), `UPDATE catalog.stock SET reserved = 0 WHERE sku = 'WATCH-42'`); err != nil {
+	if err := inv.ReleaseStock(context.Background(), holding); err != nil {
 		t.Fatal(err)
 	}
 	if r := s.do("DELETE", "/api/v1/products/WATCH-42", s.admin, nil); r.Status != 204 {

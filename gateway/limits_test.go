@@ -17,10 +17,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 
+	"github.com/ordersaga/ordersaga/activities/inventory"
 	"github.com/ordersaga/ordersaga/gateway"
 	"github.com/ordersaga/ordersaga/internal/accounts"
 	"github.com/ordersaga/ordersaga/internal/authn"
-	"github.com/ordersaga/ordersaga/internal/catalog"
 	"github.com/ordersaga/ordersaga/internal/config"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/testkit"
@@ -104,7 +104,7 @@ func gatewayWith(t *testing.T, vars map[string]string) (url string, accts *accou
 	t.Cleanup(tc.Close)
 	accts = accounts.NewStore(pool)
 	gw := gateway.New(gateway.Deps{
-		Accounts: accts, Catalog: catalog.New(pool), Orders: orderstore.New(pool), Temporal: tc,
+		Accounts: accts, Catalog: inventory.NewCatalog(pool), Orders: orderstore.New(pool), Temporal: tc,
 		Tokens: authn.New(secret, time.Hour, time.Now), Log: testkit.Logger(), Registry: prometheus.NewRegistry(), Now: time.Now,
 	}, gateway.Settings{CursorKey: gateway.CursorKey(secret), WSURL: "ws://127.0.0.1:1/ws",
 		TemporalUIURL: cfg.TemporalUIURL, TrustedProxies: cfg.TrustedProxies, CORSOrigins: cfg.CORSAllowedOrigins})

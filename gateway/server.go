@@ -14,9 +14,9 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.uber.org/zap"
 
+	"github.com/ordersaga/ordersaga/activities/inventory"
 	"github.com/ordersaga/ordersaga/internal/accounts"
 	"github.com/ordersaga/ordersaga/internal/authn"
-	"github.com/ordersaga/ordersaga/internal/catalog"
 	"github.com/ordersaga/ordersaga/internal/codec"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/ratelimit"
@@ -52,7 +52,7 @@ type Settings struct {
 // Server holds the gateway's dependencies. Build it with New.
 type Server struct {
 	accounts *accounts.Store
-	catalog  *catalog.Store
+	catalog  *inventory.Catalog
 	orders   *orderstore.Store
 	temporal client.Client
 	codec    converter.PayloadCodec
@@ -74,7 +74,7 @@ type Server struct {
 // Deps are what the gateway talks to.
 type Deps struct {
 	Accounts *accounts.Store
-	Catalog  *catalog.Store
+	Catalog  *inventory.Catalog
 	Orders   *orderstore.Store
 	Temporal client.Client
 	Tokens   *authn.Tokens

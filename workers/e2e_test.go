@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/ordersaga/ordersaga/activities/inventory"
 	"github.com/ordersaga/ordersaga/activities/payment"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/testkit"
@@ -61,17 +62,12 @@ func (s *system) startOrderWorker(t testing.TB) {
 
 func (s *system) product(t testing.TB, sku string, price int64, stock map[string]int) {
 	t.Helper()
-	ctx := context.Background()
-	if _, err := s.pool.Exec(ctx, `INSERT INTO catalog.products (sku, name, brand, price_cents) VALUES ($1, $1, 'Test', $2)`, sku, price); err != nil {
-		t.Fatal(err)
+	n := inventory.NewProduct{SKU: sku, Name: sku, Brand: "Test", PriceCents: price, Currency: "USD"}
+	for wh, units := range stock {
+		n.Stock = append(n.Stock, inventory.InitialStock{Warehouse: wh, OnHand: units})
 	}
-	for wh, n := range stock {
-		if _, err := s.pool.Exec(ctx, `INSERT INTO catalog.stock (sku, warehouse, on_hand) VALUES ($1, $2, $3)`, sku, wh, n); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.pool.Exec(ctx, `INSERT INTO catalog.stock_movements (sku, warehouse, on_hand_delta, reserved_delta, kind, actor) VALUES ($1, $2, $3, 0, 'initial', 'test')`, sku, wh, n); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := inventory.NewCatalog(s.pool).Create(context.Background(), n, "test"); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -20,7 +20,6 @@ import (
 
 	"github.com/ordersaga/ordersaga/activities/inventory"
 	"github.com/ordersaga/ordersaga/internal/apperr"
-	"github.com/ordersaga/ordersaga/internal/catalog"
 	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/schema"
 	"github.com/ordersaga/ordersaga/workflows/order"
@@ -48,7 +47,7 @@ func outOfStockDetails(t *testing.T, err error) order.OutOfStockDetails {
 func TestDeactivatedProductIsNotSold(t *testing.T) {
 	ctx := context.Background()
 	pool, inv := setup(t, map[string]map[string]int{"AAA-1": {"east": 5}, "WATCH-42": {"east": 5, "west": 3}})
-	cat := catalog.New(pool)
+	cat := inventory.NewCatalog(pool)
 
 	holding := uuid.NewString()
 	if _, err := inv.ReserveStock(ctx, req(holding, order.StockLine{SKU: "WATCH-42", Quantity: 2})); err != nil {
@@ -58,7 +57,7 @@ func TestDeactivatedProductIsNotSold(t *testing.T) {
 		t.Fatalf("deactivation while 2 units are held: want a conflict, got %v", err)
 	}
 	off := false
-	if _, err := cat.Update(ctx, "WATCH-42", catalog.Patch{Active: &off}); !apperr.Is(err, apperr.Conflict) {
+	if _, err := cat.Update(ctx, "WATCH-42", inventory.Patch{Active: &off}); !apperr.Is(err, apperr.Conflict) {
 		t.Fatalf("PATCH active=false while 2 units are held: want a conflict, got %v", err)
 	}
 	if err := inv.CommitStock(ctx, order.StockRequest{OrderID: holding}); err != nil {
@@ -98,7 +97,7 @@ func TestDeactivatedProductIsNotSold(t *testing.T) {
 	}
 	// Reactivated, the product sells again.
 	on := true
-	if _, err := cat.Update(ctx, "WATCH-42", catalog.Patch{Active: &on}); err != nil {
+	if _, err := cat.Update(ctx, "WATCH-42", inventory.Patch{Active: &on}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := inv.ReserveStock(ctx, req(uuid.NewString(), order.StockLine{SKU: "WATCH-42", Quantity: 1})); err != nil {
@@ -164,11 +163,11 @@ func TestDeactivationRacesReservationsWithoutDeadlock(t *testing.T) {
 	pool := numericCollationDatabase(t)
 	skus := []string{"SKU-9", "SKU-10", "SKU-100"}
 	warehouses := []string{"wh-9", "wh-10"}
-	cat := catalog.New(pool)
+	cat := inventory.NewCatalog(pool)
 	for _, sku := range skus {
-		n := catalog.NewProduct{SKU: sku, Name: sku, Brand: "Test", PriceCents: 100, Currency: "USD"}
+		n := inventory.NewProduct{SKU: sku, Name: sku, Brand: "Test", PriceCents: 100, Currency: "USD"}
 		for _, wh := range warehouses {
-			n.Stock = append(n.Stock, catalog.InitialStock{Warehouse: wh, OnHand: 100000})
+			n.Stock = append(n.Stock, inventory.InitialStock{Warehouse: wh, OnHand: 100000})
 		}
 		if _, err := cat.Create(ctx, n, "test"); err != nil {
 			t.Fatal(err)
@@ -251,7 +250,7 @@ func TestDeactivationRacesReservationsWithoutDeadlock(t *testing.T) {
 				case 0:
 					err = cat.Deactivate(ctx, sku)
 				case 1:
-					_, err = cat.Update(ctx, sku, catalog.Patch{Active: &off})
+					_, err = cat.Update(ctx, sku, inventory.Patch{Active: &off})
 				default:
 					if _, err := cat.AdjustStock(ctx, sku, warehouses[rng.IntN(2)], 1, "restock", "test"); err != nil {
 						fail("adjust", err)
@@ -263,7 +262,7 @@ func TestDeactivationRacesReservationsWithoutDeadlock(t *testing.T) {
 				case err == nil:
 					deactivated.Add(1)
 					time.Sleep(time.Duration(5+rng.IntN(10)) * time.Millisecond)
-					if _, err := cat.Update(ctx, sku, catalog.Patch{Active: &on}); err != nil {
+					if _, err := cat.Update(ctx, sku, inventory.Patch{Active: &on}); err != nil {
 						fail("reactivate", err)
 					}
 				case apperr.Is(err, apperr.Conflict):

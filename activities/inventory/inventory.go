@@ -1,25 +1,31 @@
-// Package inventory holds the product worker's activities: reserve stock
-// for an order, commit it once paid, release it when the order stops.
+// Package inventory is the product service: it owns the catalog schema
+// (products, their stock per warehouse, reservations and the stock ledger).
+// It holds the product worker's activities (reserve stock for an order,
+// commit it once paid, release it when the order stops) and the Catalog
+// the gateway serves (products, search, admin changes of products and
+// stock). Every change of a stock row is written with its
+// catalog.stock_movements entry in one place, ledger.go.
 //
-// Each call is one Postgres transaction and idempotent by order id: the
-// catalog.reservations row of an order says what was done, so a repeated
-// call returns the first outcome and changes nothing. Every update is
-// conditional, so no interleaving can oversell.
+// Each activity call is one Postgres transaction and idempotent by order
+// id: the catalog.reservations row of an order says what was done, so a
+// repeated call returns the first outcome and changes nothing. Every stock
+// update is conditional, so no interleaving can oversell.
 //
-// Lock order. Every transaction that writes the catalog (these activities
-// and package internal/catalog) locks rows in one global order: sku by sku
-// in byte order, and for each sku its products row first, then its stock
-// rows in warehouse byte order. Byte order is Go's string comparison and
+// Lock order. Every transaction that writes the catalog (the activities
+// and the Catalog) locks rows in one global order: sku by sku in byte
+// order, and for each sku its products row first, then its stock rows in
+// warehouse byte order. Byte order is Go's string comparison and
 // COLLATE "C" in SQL, so Go and the database agree whatever the database's
 // collation. A transaction that only ever waits for rows later in that
 // order cannot be part of a deadlock.
 //
 // Deactivated products are not sold: ReserveStock holds each line's
 // products row in SHARE mode and refuses an inactive product as out of
-// stock, and deactivation (which takes the products row FOR UPDATE) is
-// refused while any unit is reserved. So an order accepted before its
-// product was deactivated ends REJECTED(out_of_stock) unless it already
-// holds its units, in which case it completes normally.
+// stock, and deactivation (DELETE, or PATCH active=false, which takes the
+// products row FOR UPDATE) is refused while any unit is reserved. So no
+// unit is ever reserved on an inactive product, and an order accepted
+// before its product was deactivated ends REJECTED(out_of_stock) unless it
+// already holds its units, in which case it completes normally.
 package inventory
 
 import (
@@ -38,8 +44,8 @@ import (
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
-// actor names the inventory in the stock ledger.
-const actor = "inventory"
+// inventoryActor names the inventory activities in the stock ledger.
+const inventoryActor = "inventory"
 
 // Activities are the inventory activities. Register the struct's methods
 // under the names in package order.
@@ -182,21 +188,17 @@ func reserveLine(ctx context.Context, tx pgx.Tx, id uuid.UUID, l order.StockLine
 		}
 	}
 	for _, al := range out {
-		tag, err := tx.Exec(ctx, `UPDATE catalog.stock SET reserved = reserved + $3, updated_at = now()
-			WHERE sku = $1 AND warehouse = $2 AND on_hand - reserved >= $3`, al.SKU, al.Warehouse, al.Quantity)
+		moved, err := move(ctx, tx, orderMovement(id, al, 0, al.Quantity, kindReserve))
 		if err != nil {
 			return nil, nil, fmt.Errorf("reserve %s/%s: %w", al.SKU, al.Warehouse, err)
 		}
-		if tag.RowsAffected() != 1 {
+		if !moved {
 			// Cannot happen while the rows are locked; refuse rather than oversell.
 			return nil, nil, fmt.Errorf("reserve %s/%s: stock changed under lock", al.SKU, al.Warehouse)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO catalog.reservation_lines (order_id, sku, warehouse, quantity) VALUES ($1, $2, $3, $4)`,
 			id, al.SKU, al.Warehouse, al.Quantity); err != nil {
 			return nil, nil, fmt.Errorf("record reservation line: %w", err)
-		}
-		if err := ledger(ctx, tx, id, al, 0, al.Quantity, "reserve"); err != nil {
-			return nil, nil, err
 		}
 	}
 	return out, nil, nil
@@ -206,7 +208,7 @@ func reserveLine(ctx context.Context, tx pgx.Tx, id uuid.UUID, l order.StockLine
 // reserved both drop by the reserved units. Committing twice, or an order
 // that never reserved, changes nothing.
 func (a *Activities) CommitStock(ctx context.Context, req order.StockRequest) error {
-	return a.settle(ctx, req, "COMMITTED", "commit")
+	return a.settle(ctx, req, "COMMITTED", kindCommit)
 }
 
 // ReleaseStock gives the order's reserved units back. Releasing twice
@@ -214,10 +216,10 @@ func (a *Activities) CommitStock(ctx context.Context, req order.StockRequest) er
 // RELEASED mark, so that a reservation arriving late (a timed-out call
 // still in flight) is refused instead of holding stock forever.
 func (a *Activities) ReleaseStock(ctx context.Context, req order.StockRequest) error {
-	return a.settle(ctx, req, "RELEASED", "release")
+	return a.settle(ctx, req, "RELEASED", kindRelease)
 }
 
-func (a *Activities) settle(ctx context.Context, req order.StockRequest, to, kind string) error {
+func (a *Activities) settle(ctx context.Context, req order.StockRequest, to string, k kind) error {
 	id, err := orderID(req.OrderID)
 	if err != nil {
 		return err
@@ -253,7 +255,7 @@ func (a *Activities) settle(ctx context.Context, req order.StockRequest, to, kin
 				return nil
 			default:
 				return temporal.NewNonRetryableApplicationError(
-					fmt.Sprintf("cannot %s stock of an order whose reservation is %s", kind, status), order.ErrReservationReleased, nil)
+					fmt.Sprintf("cannot %s stock of an order whose reservation is %s", k, status), order.ErrReservationReleased, nil)
 			}
 		}
 		// The updates below lock stock rows in this order: byte order, the
@@ -274,12 +276,14 @@ func (a *Activities) settle(ctx context.Context, req order.StockRequest, to, kin
 			onHand = 1
 		}
 		for _, al := range lines {
-			if _, err := tx.Exec(ctx, `UPDATE catalog.stock SET on_hand = on_hand - $3, reserved = reserved - $4, updated_at = now()
-				WHERE sku = $1 AND warehouse = $2`, al.SKU, al.Warehouse, onHand*al.Quantity, al.Quantity); err != nil {
-				return fmt.Errorf("%s %s/%s: %w", kind, al.SKU, al.Warehouse, err)
+			moved, err := move(ctx, tx, orderMovement(id, al, -onHand*al.Quantity, -al.Quantity, k))
+			if err != nil {
+				return fmt.Errorf("%s %s/%s: %w", k, al.SKU, al.Warehouse, err)
 			}
-			if err := ledger(ctx, tx, id, al, -onHand*al.Quantity, -al.Quantity, kind); err != nil {
-				return err
+			if !moved {
+				// The reservation line holds these units, so this cannot
+				// happen; refuse rather than break the stock's bounds.
+				return fmt.Errorf("%s %s/%s: the reserved units are not in stock", k, al.SKU, al.Warehouse)
 			}
 		}
 		outcome = fmt.Sprintf("%d allocation(s)", len(lines))
@@ -290,9 +294,9 @@ func (a *Activities) settle(ctx context.Context, req order.StockRequest, to, kin
 		if errors.As(err, &appErr) {
 			return err
 		}
-		return fmt.Errorf("%s stock: %w", kind, err)
+		return fmt.Errorf("%s stock: %w", k, err)
 	}
-	log.Info("stock "+kind, zap.String("outcome", outcome))
+	log.Info("stock "+string(k), zap.String("outcome", outcome))
 	return nil
 }
 
@@ -325,13 +329,11 @@ func previousReservation(ctx context.Context, tx pgx.Tx, id uuid.UUID) (order.Re
 	return order.Reservation{OrderID: id.String(), Allocations: allocs}, nil, err
 }
 
-func ledger(ctx context.Context, tx pgx.Tx, id uuid.UUID, al order.Allocation, onHandDelta, reservedDelta int, kind string) error {
-	_, err := tx.Exec(ctx, `INSERT INTO catalog.stock_movements (sku, warehouse, on_hand_delta, reserved_delta, kind, reason, order_id, actor)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, al.SKU, al.Warehouse, onHandDelta, reservedDelta, kind, kind+" for order", id, actor)
-	if err != nil {
-		return fmt.Errorf("write stock ledger: %w", err)
-	}
-	return nil
+// orderMovement is the ledger's record of an activity moving an order's
+// allocation al.
+func orderMovement(id uuid.UUID, al order.Allocation, onHand, reserved int, k kind) movement {
+	return movement{sku: al.SKU, warehouse: al.Warehouse, onHand: onHand, reserved: reserved,
+		kind: k, reason: string(k) + " for order", orderID: &id, actor: inventoryActor}
 }
 
 func outOfStock(d order.OutOfStockDetails) error {

@@ -26,21 +26,20 @@ type stockRow struct {
 	onHand, reserved int
 }
 
+// setup creates the products of stock, each with its stock per warehouse,
+// through the catalogue, so that the ledger starts with their 'initial'
+// entries.
 func setup(t *testing.T, stock map[string]map[string]int) (*pgxpool.Pool, *inventory.Activities) {
 	t.Helper()
 	pool := testkit.NewPool(t)
-	ctx := context.Background()
+	cat := inventory.NewCatalog(pool)
 	for sku, whs := range stock {
-		if _, err := pool.Exec(ctx, `INSERT INTO catalog.products (sku, name, brand, price_cents) VALUES ($1, $1, 'Test', 100)`, sku); err != nil {
-			t.Fatal(err)
+		n := inventory.NewProduct{SKU: sku, Name: sku, Brand: "Test", PriceCents: 100, Currency: "USD"}
+		for wh, units := range whs {
+			n.Stock = append(n.Stock, inventory.InitialStock{Warehouse: wh, OnHand: units})
 		}
-		for wh, n := range whs {
-			if _, err := pool.Exec(ctx, `INSERT INTO catalog.stock (sku, warehouse, on_hand) VALUES ($1, $2, $3)`, sku, wh, n); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := pool.Exec(ctx, `INSERT INTO catalog.stock_movements (sku, warehouse, on_hand_delta, reserved_delta, kind, actor) VALUES ($1, $2, $3, 0, 'initial', 'test')`, sku, wh, n); err != nil {
-				t.Fatal(err)
-			}
+		if _, err := cat.Create(context.Background(), n, "test"); err != nil {
+			t.Fatal(err)
 		}
 	}
 	return pool, inventory.New(pool, zap.NewNop())

@@ -13,11 +13,11 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ordersaga/ordersaga/activities/inventory"
 	"github.com/ordersaga/ordersaga/activities/payment"
 	"github.com/ordersaga/ordersaga/gateway"
 	"github.com/ordersaga/ordersaga/internal/accounts"
 	"github.com/ordersaga/ordersaga/internal/authn"
-	"github.com/ordersaga/ordersaga/internal/catalog"
 	"github.com/ordersaga/ordersaga/internal/config"
 	"github.com/ordersaga/ordersaga/internal/kafkaclient"
 	"github.com/ordersaga/ordersaga/internal/localstack"
@@ -101,7 +101,7 @@ func runGateway(ctx context.Context, cfg config.Config, log *zap.Logger, reg *pr
 		return err
 	}
 	return gateway.New(gateway.Deps{
-		Accounts: accounts.NewStore(authDB), Catalog: catalog.New(catalogDB), Orders: orderstore.New(ordersDB),
+		Accounts: accounts.NewStore(authDB), Catalog: inventory.NewCatalog(catalogDB), Orders: orderstore.New(ordersDB),
 		Temporal: tc, Tokens: authn.New(cfg.JWTSecret, cfg.JWTTTL, time.Now), Log: log, Registry: reg, Now: time.Now,
 		Codec: payloadCodec, Listener: ln,
 	}, gatewaySettings(cfg)).Run(ctx)

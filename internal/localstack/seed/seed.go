@@ -6,10 +6,15 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ordersaga/ordersaga/activities/inventory"
 )
 
 // Warehouses holds the demo stock.
 var Warehouses = []string{"east", "west"}
+
+// currency prices the demo products: the schema's default.
+const currency = "USD"
 
 type product struct {
 	name, description string
@@ -70,39 +75,25 @@ var brands = []struct {
 	}},
 }
 
-// Catalogue inserts the demo products with stock in both warehouses, each
-// stock row with its 'initial' ledger entry. Products that exist are left
-// alone, so running it again changes nothing. It returns how many it added.
+// Catalogue adds the demo products, with stock in both warehouses, through
+// the product service: each stock row has its 'initial' ledger entry.
+// Products that exist are left alone, so running it again changes
+// nothing. It returns how many it added.
 func Catalogue(ctx context.Context, db *pgxpool.Pool) (int, error) {
-	tx, err := db.Begin(ctx)
+	var products []inventory.NewProduct
+	for bi, b := range brands {
+		for i, p := range b.items {
+			n := inventory.NewProduct{SKU: fmt.Sprintf("%s-%03d", b.prefix, i+1), Name: p.name, Brand: b.name,
+				Description: p.description, PriceCents: p.priceCents, Currency: currency}
+			for wi, wh := range Warehouses {
+				n.Stock = append(n.Stock, inventory.InitialStock{Warehouse: wh, OnHand: 5 + (bi*7+i*11+wi*13)%40})
+			}
+			products = append(products, n)
+		}
+	}
+	added, err := inventory.NewCatalog(db).CreateMissing(ctx, products, "demo catalogue", "seed")
 	if err != nil {
 		return 0, fmt.Errorf("seed catalogue: %w", err)
 	}
-	defer tx.Rollback(ctx)
-	added := 0
-	for bi, b := range brands {
-		for i, p := range b.items {
-			sku := fmt.Sprintf("%s-%03d", b.prefix, i+1)
-			tag, err := tx.Exec(ctx, `INSERT INTO catalog.products (sku, name, brand, description, price_cents)
-				VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sku) DO NOTHING`, sku, p.name, b.name, p.description, p.priceCents)
-			if err != nil {
-				return 0, fmt.Errorf("seed product %s: %w", sku, err)
-			}
-			if tag.RowsAffected() == 0 {
-				continue
-			}
-			added++
-			for wi, wh := range Warehouses {
-				onHand := 5 + (bi*7+i*11+wi*13)%40
-				if _, err := tx.Exec(ctx, `INSERT INTO catalog.stock (sku, warehouse, on_hand) VALUES ($1, $2, $3)`, sku, wh, onHand); err != nil {
-					return 0, fmt.Errorf("seed stock %s/%s: %w", sku, wh, err)
-				}
-				if _, err := tx.Exec(ctx, `INSERT INTO catalog.stock_movements (sku, warehouse, on_hand_delta, reserved_delta, kind, reason, actor)
-					VALUES ($1, $2, $3, 0, 'initial', 'demo catalogue', 'seed')`, sku, wh, onHand); err != nil {
-					return 0, fmt.Errorf("seed ledger %s/%s: %w", sku, wh, err)
-				}
-			}
-		}
-	}
-	return added, tx.Commit(ctx)
+	return added, nil
 }

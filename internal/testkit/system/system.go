@@ -25,11 +25,11 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/ordersaga/ordersaga/activities/inventory"
 	"github.com/ordersaga/ordersaga/activities/payment"
 	"github.com/ordersaga/ordersaga/gateway"
 	"github.com/ordersaga/ordersaga/internal/accounts"
 	"github.com/ordersaga/ordersaga/internal/authn"
-	"github.com/ordersaga/ordersaga/internal/catalog"
 	"github.com/ordersaga/ordersaga/internal/kafkaclient"
 	"github.com/ordersaga/ordersaga/internal/logging"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
@@ -175,7 +175,7 @@ func Start(t testing.TB, opt Options) *System {
 	t.Cleanup(tc.Close)
 	gwLn := listen(t)
 	s.Gateway = gateway.New(gateway.Deps{
-		Accounts: accounts.NewStore(pool), Catalog: catalog.New(pool), Orders: s.Store, Temporal: tc,
+		Accounts: accounts.NewStore(pool), Catalog: inventory.NewCatalog(pool), Orders: s.Store, Temporal: tc,
 		Tokens: s.Tokens, Log: log, Registry: prometheus.NewRegistry(), Now: time.Now, Codec: testkit.Codec(), Listener: gwLn,
 	}, gateway.Settings{Timeouts: order.Timeouts{Step: opt.StepTimeout}, CursorKey: gateway.CursorKey(Secret), WSURL: s.HubURL,
 		HubStatusURL: s.HubOpsURL + "/status", Namespace: ns, TemporalUIURL: "http://" + addr, StartTimeout: opt.StartTimeout})

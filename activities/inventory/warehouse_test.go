@@ -1,10 +1,10 @@
-package catalog_test
+package inventory_test
 
 import (
 	"strings"
 	"testing"
 
-	"github.com/ordersaga/ordersaga/internal/catalog"
+	"github.com/ordersaga/ordersaga/activities/inventory"
 	"github.com/ordersaga/ordersaga/internal/localstack/seed"
 )
 
@@ -27,18 +27,18 @@ func TestWarehouse(t *testing.T) {
 		{"\u212a", "", false}, // the Kelvin sign, which lower-cases to k
 		{"a\n", "", false},
 	} {
-		got, ok := catalog.Warehouse(tc.code)
+		got, ok := inventory.Warehouse(tc.code)
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("Warehouse(%q) = %q, %v; want %q, %v", tc.code, got, ok, tc.want, tc.ok)
 		}
 	}
 }
 
-// TestSeedWarehousesAreStoredForm: the demo catalogue writes its stock
-// rows directly, so its codes must already be what Warehouse stores.
+// TestSeedWarehousesAreStoredForm: the demo catalogue's warehouse codes
+// are already what Warehouse stores, so the stack shows them as written.
 func TestSeedWarehousesAreStoredForm(t *testing.T) {
 	for _, wh := range seed.Warehouses {
-		if got, ok := catalog.Warehouse(wh); !ok || got != wh {
+		if got, ok := inventory.Warehouse(wh); !ok || got != wh {
 			t.Errorf("seed warehouse %q is stored as %q, %v", wh, got, ok)
 		}
 	}

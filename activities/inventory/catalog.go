@@ -1,18 +1,4 @@
-// Package catalog reads and writes the catalog schema for the gateway:
-// products, their stock per warehouse, and admin stock adjustments, each
-// written to the stock_movements ledger in the same transaction.
-//
-// Lock order: like the inventory activities (activities/inventory), every
-// transaction here locks a sku's products row before its stock rows, stock
-// rows in warehouse byte order (COLLATE "C"), and skus in byte order, so
-// that no admin change can deadlock with a reservation.
-//
-// Deactivation: a product is deactivated (DELETE, or PATCH active=false)
-// only while none of its units are reserved, and it takes the products row
-// FOR UPDATE, which waits for any reservation of the sku in progress (those
-// hold the row in SHARE mode). Reservations refuse an inactive product as
-// out of stock. So no unit is ever reserved on an inactive product.
-package catalog
+package inventory
 
 import (
 	"context"
@@ -45,7 +31,7 @@ func Warehouse(code string) (string, bool) {
 	return strings.ToLower(code), true
 }
 
-// storedWarehouse is Warehouse for the store's own writes: a code the caller
+// storedWarehouse is Warehouse for the catalogue's own writes: a code the caller
 // did not check is an invalid argument, never a second spelling of a row.
 func storedWarehouse(code string) (string, error) {
 	wh, ok := Warehouse(code)
@@ -77,13 +63,14 @@ type Stock struct {
 	Available int    `json:"available"`
 }
 
-// Store is the catalog schema.
-type Store struct {
+// Catalog is the catalogue the gateway serves: products, their stock per
+// warehouse, and admin changes to them.
+type Catalog struct {
 	db *pgxpool.Pool
 }
 
-// New returns a Store on the catalog database.
-func New(db *pgxpool.Pool) *Store { return &Store{db: db} }
+// NewCatalog returns the catalogue on the catalog database.
+func NewCatalog(db *pgxpool.Pool) *Catalog { return &Catalog{db: db} }
 
 // Filter selects a page of products. Pages are ordered by sku.
 type Filter struct {
@@ -98,7 +85,7 @@ type Filter struct {
 
 // List returns up to f.Limit active products after f.AfterSKU, and whether
 // more follow.
-func (s *Store) List(ctx context.Context, f Filter) ([]Product, bool, error) {
+func (c *Catalog) List(ctx context.Context, f Filter) ([]Product, bool, error) {
 	var where []string
 	args := []any{}
 	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
@@ -123,7 +110,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Product, bool, error) {
 	}
 	q := `SELECT p.sku, p.name, p.brand, p.description, p.price_cents, p.currency, p.active, p.updated_at
 		FROM catalog.products p WHERE ` + strings.Join(where, " AND ") + ` ORDER BY p.sku LIMIT ` + arg(f.Limit+1)
-	rows, err := s.db.Query(ctx, q, args...)
+	rows, err := c.db.Query(ctx, q, args...)
 	if err != nil {
 		return nil, false, fmt.Errorf("list products: %w", err)
 	}
@@ -135,15 +122,15 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Product, bool, error) {
 	if more {
 		products = products[:f.Limit]
 	}
-	if err := attachStock(ctx, s.db, products); err != nil {
+	if err := attachStock(ctx, c.db, products); err != nil {
 		return nil, false, err
 	}
 	return products, more, nil
 }
 
 // Get returns one product, active or not.
-func (s *Store) Get(ctx context.Context, sku string) (Product, error) {
-	return get(ctx, s.db, sku)
+func (c *Catalog) Get(ctx context.Context, sku string) (Product, error) {
+	return get(ctx, c.db, sku)
 }
 
 type querier interface {
@@ -242,37 +229,72 @@ type InitialStock struct {
 
 // Create adds a product and its stock, each stock row with an 'initial'
 // ledger entry by actor. A taken sku is a Conflict.
-func (s *Store) Create(ctx context.Context, n NewProduct, actor string) (Product, error) {
+func (c *Catalog) Create(ctx context.Context, n NewProduct, actor string) (Product, error) {
 	var out Product
-	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `INSERT INTO catalog.products (sku, name, brand, description, price_cents, currency)
-			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sku) DO NOTHING`, n.SKU, n.Name, n.Brand, n.Description, n.PriceCents, n.Currency)
+	err := pgx.BeginFunc(ctx, c.db, func(tx pgx.Tx) error {
+		added, err := insertProduct(ctx, tx, n, "initial stock", actor)
 		if err != nil {
-			return fmt.Errorf("create product: %w", err)
+			return err
 		}
-		if tag.RowsAffected() == 0 {
+		if !added {
 			return apperr.New(apperr.Conflict, "sku %s exists", n.SKU)
-		}
-		for _, st := range n.Stock {
-			wh, err := storedWarehouse(st.Warehouse)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO catalog.stock (sku, warehouse, on_hand) VALUES ($1, $2, $3)`, n.SKU, wh, st.OnHand); err != nil {
-				var pgErr *pgconn.PgError
-				if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-					return apperr.Invalid("stock.warehouse", "warehouse %s appears twice", wh)
-				}
-				return fmt.Errorf("create stock: %w", err)
-			}
-			if err := ledger(ctx, tx, n.SKU, wh, st.OnHand, "initial", "initial stock", actor); err != nil {
-				return err
-			}
 		}
 		out, err = get(ctx, tx, n.SKU)
 		return err
 	})
 	return out, err
+}
+
+// CreateMissing adds those of products whose sku is not taken, with their
+// stock, in one transaction; each stock row has an 'initial' ledger entry
+// with reason, by actor. Products that exist are left alone, so a second
+// call changes nothing. It returns how many it added. The local stack's
+// demo catalogue is written this way.
+func (c *Catalog) CreateMissing(ctx context.Context, products []NewProduct, reason, actor string) (int, error) {
+	added := 0
+	err := pgx.BeginFunc(ctx, c.db, func(tx pgx.Tx) error {
+		for _, n := range products {
+			ok, err := insertProduct(ctx, tx, n, reason, actor)
+			if err != nil {
+				return err
+			}
+			if ok {
+				added++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return added, nil
+}
+
+// insertProduct adds n and its stock in tx, and reports false, having
+// written nothing, when the sku is taken.
+func insertProduct(ctx context.Context, tx pgx.Tx, n NewProduct, reason, actor string) (bool, error) {
+	tag, err := tx.Exec(ctx, `INSERT INTO catalog.products (sku, name, brand, description, price_cents, currency)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sku) DO NOTHING`, n.SKU, n.Name, n.Brand, n.Description, n.PriceCents, n.Currency)
+	if err != nil {
+		return false, fmt.Errorf("create product %s: %w", n.SKU, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return false, nil
+	}
+	for _, st := range n.Stock {
+		wh, err := storedWarehouse(st.Warehouse)
+		if err != nil {
+			return false, err
+		}
+		err = open(ctx, tx, movement{sku: n.SKU, warehouse: wh, onHand: st.OnHand, kind: kindInitial, reason: reason, actor: actor})
+		if isUniqueViolation(err) {
+			return false, apperr.Invalid("stock.warehouse", "warehouse %s appears twice", wh)
+		}
+		if err != nil {
+			return false, fmt.Errorf("create stock: %w", err)
+		}
+	}
+	return true, nil
 }
 
 // Patch changes some of a product's fields; nil fields stay.
@@ -286,9 +308,9 @@ type Patch struct {
 
 // Update applies p to the product sku. Setting Active to false is a
 // deactivation, refused like Deactivate while units are reserved.
-func (s *Store) Update(ctx context.Context, sku string, p Patch) (Product, error) {
+func (c *Catalog) Update(ctx context.Context, sku string, p Patch) (Product, error) {
 	var out Product
-	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, c.db, func(tx pgx.Tx) error {
 		if p.Active != nil && !*p.Active {
 			if err := lockForDeactivation(ctx, tx, sku); err != nil {
 				return err
@@ -314,8 +336,8 @@ func (s *Store) Update(ctx context.Context, sku string, p Patch) (Product, error
 // stays for the order history. While any of its units are reserved it is a
 // Conflict: the orders holding them complete normally, and orders that
 // reserve after it are refused as out of stock.
-func (s *Store) Deactivate(ctx context.Context, sku string) error {
-	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+func (c *Catalog) Deactivate(ctx context.Context, sku string) error {
+	return pgx.BeginFunc(ctx, c.db, func(tx pgx.Tx) error {
 		if err := lockForDeactivation(ctx, tx, sku); err != nil {
 			return err
 		}
@@ -356,7 +378,7 @@ func lockForDeactivation(ctx context.Context, tx pgx.Tx, sku string) error {
 // is created by a positive delta) and writes the ledger entry. The
 // warehouse code is case-insensitive. It is a Conflict when on_hand would
 // drop below reserved or below zero.
-func (s *Store) AdjustStock(ctx context.Context, sku, warehouse string, delta int, reason, actor string) (Product, error) {
+func (c *Catalog) AdjustStock(ctx context.Context, sku, warehouse string, delta int, reason, actor string) (Product, error) {
 	warehouse, err := storedWarehouse(warehouse)
 	if err != nil {
 		return Product{}, err
@@ -364,50 +386,41 @@ func (s *Store) AdjustStock(ctx context.Context, sku, warehouse string, delta in
 	// Fast path, one statement: lock the product row (the lock order that
 	// Deactivate uses too), move on_hand if it stays within bounds, write the
 	// ledger and touch the product, all or nothing.
-	var found, adjusted bool
-	err = s.db.QueryRow(ctx, `WITH p AS (
-			SELECT sku FROM catalog.products WHERE sku = $1 FOR NO KEY UPDATE
-		), s AS (
-			UPDATE catalog.stock SET on_hand = on_hand + $3, updated_at = now()
-			WHERE sku = (SELECT sku FROM p) AND warehouse = $2 AND on_hand + $3 >= reserved AND on_hand + $3 >= 0
-			RETURNING sku, warehouse
-		), l AS (
-			INSERT INTO catalog.stock_movements (sku, warehouse, on_hand_delta, reserved_delta, kind, reason, actor)
-			SELECT sku, warehouse, $3, 0, 'adjust', $4, $5 FROM s
-		), u AS (
-			UPDATE catalog.products SET updated_at = now() WHERE sku IN (SELECT sku FROM s)
-		)
-		SELECT EXISTS (SELECT 1 FROM p), EXISTS (SELECT 1 FROM s)`, sku, warehouse, delta, reason, actor).Scan(&found, &adjusted)
+	adjust := movement{sku: sku, warehouse: warehouse, onHand: delta, kind: kindAdjust, reason: reason, actor: actor}
+	fast := adjust
+	fast.lockProduct = true
+	moved, err := move(ctx, c.db, fast)
 	if err != nil {
 		return Product{}, fmt.Errorf("adjust stock: %w", err)
 	}
-	if !found {
-		return Product{}, apperr.New(apperr.NotFound, "product %s not found", sku)
-	}
-	if !adjusted {
-		if err := s.adjustSlow(ctx, sku, warehouse, delta, reason, actor); err != nil {
+	if !moved {
+		if err := c.adjustSlow(ctx, adjust); err != nil {
 			return Product{}, err
 		}
 	}
-	return get(ctx, s.db, sku)
+	return get(ctx, c.db, sku)
 }
 
-// adjustSlow handles what the fast path refused: a new warehouse, or a
-// change that would leave too few units, which it explains.
-func (s *Store) adjustSlow(ctx context.Context, sku, warehouse string, delta int, reason, actor string) error {
-	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM catalog.products WHERE sku = $1 FOR NO KEY UPDATE`, sku); err != nil {
+// adjustSlow handles what the fast path refused: a missing product, a new
+// warehouse, or a change that would leave too few units, which it explains.
+func (c *Catalog) adjustSlow(ctx context.Context, m movement) error {
+	sku, warehouse, delta := m.sku, m.warehouse, m.onHand
+	return pgx.BeginFunc(ctx, c.db, func(tx pgx.Tx) error {
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT true FROM catalog.products WHERE sku = $1 FOR NO KEY UPDATE`, sku).Scan(&exists); errors.Is(err, pgx.ErrNoRows) {
+			return apperr.New(apperr.NotFound, "product %s not found", sku)
+		} else if err != nil {
 			return fmt.Errorf("adjust stock: %w", err)
 		}
 		var onHand, reserved int
 		err := tx.QueryRow(ctx, `SELECT on_hand, reserved FROM catalog.stock WHERE sku = $1 AND warehouse = $2 FOR UPDATE`, sku, warehouse).Scan(&onHand, &reserved)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows) && delta > 0:
-			if _, err := tx.Exec(ctx, `INSERT INTO catalog.stock (sku, warehouse, on_hand) VALUES ($1, $2, $3)`, sku, warehouse, delta); err != nil {
-				var pgErr *pgconn.PgError
-				if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-					return apperr.New(apperr.Conflict, "stock of %s in %s changed concurrently; retry", sku, warehouse)
-				}
+			err := open(ctx, tx, m)
+			if isUniqueViolation(err) {
+				return apperr.New(apperr.Conflict, "stock of %s in %s changed concurrently; retry", sku, warehouse)
+			}
+			if err != nil {
 				return fmt.Errorf("adjust stock: %w", err)
 			}
 		case errors.Is(err, pgx.ErrNoRows):
@@ -417,16 +430,20 @@ func (s *Store) adjustSlow(ctx context.Context, sku, warehouse string, delta int
 		case onHand+delta < reserved || onHand+delta < 0:
 			return apperr.New(apperr.Conflict, "%s in %s has %d on hand and %d reserved; %+d would leave too few", sku, warehouse, onHand, reserved, delta)
 		default:
-			// The row changed between the two statements: apply it here.
-			if _, err := tx.Exec(ctx, `UPDATE catalog.stock SET on_hand = on_hand + $3, updated_at = now() WHERE sku = $1 AND warehouse = $2`, sku, warehouse, delta); err != nil {
+			// The row changed between the two statements: apply it here,
+			// where it is locked and within bounds.
+			moved, err := move(ctx, tx, m)
+			if err != nil {
 				return fmt.Errorf("adjust stock: %w", err)
 			}
+			if !moved {
+				return fmt.Errorf("adjust stock %s/%s: stock changed under lock", sku, warehouse)
+			}
 		}
-		if err := ledger(ctx, tx, sku, warehouse, delta, "adjust", reason, actor); err != nil {
-			return err
+		if _, err := tx.Exec(ctx, `UPDATE catalog.products SET updated_at = now() WHERE sku = $1`, sku); err != nil {
+			return fmt.Errorf("adjust stock: %w", err)
 		}
-		_, err = tx.Exec(ctx, `UPDATE catalog.products SET updated_at = now() WHERE sku = $1`, sku)
-		return err
+		return nil
 	})
 }
 
@@ -440,9 +457,9 @@ type Priced struct {
 }
 
 // Prices returns the products among skus that exist, by sku.
-func (s *Store) Prices(ctx context.Context, skus []string) (map[string]Priced, error) {
+func (c *Catalog) Prices(ctx context.Context, skus []string) (map[string]Priced, error) {
 	out := map[string]Priced{}
-	rows, err := s.db.Query(ctx, `SELECT sku, name, price_cents, currency, active FROM catalog.products WHERE sku = ANY($1)`, skus)
+	rows, err := c.db.Query(ctx, `SELECT sku, name, price_cents, currency, active FROM catalog.products WHERE sku = ANY($1)`, skus)
 	if err != nil {
 		return nil, fmt.Errorf("price order: %w", err)
 	}
@@ -458,15 +475,13 @@ func (s *Store) Prices(ctx context.Context, skus []string) (map[string]Priced, e
 }
 
 // Ping checks the database.
-func (s *Store) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
+func (c *Catalog) Ping(ctx context.Context) error { return c.db.Ping(ctx) }
 
-func ledger(ctx context.Context, tx pgx.Tx, sku, warehouse string, delta int, kind, reason, actor string) error {
-	_, err := tx.Exec(ctx, `INSERT INTO catalog.stock_movements (sku, warehouse, on_hand_delta, reserved_delta, kind, reason, actor)
-		VALUES ($1, $2, $3, 0, $4, $5, $6)`, sku, warehouse, delta, kind, reason, actor)
-	if err != nil {
-		return fmt.Errorf("write stock ledger: %w", err)
-	}
-	return nil
+// isUniqueViolation reports whether err is a unique violation (SQLSTATE
+// 23505): a row that was to be created exists.
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
 func escapeLike(s string) string {
