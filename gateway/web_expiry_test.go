@@ -31,27 +31,7 @@ func TestShopPageRecoversFromAnExpiredToken(t *testing.T) {
 	}
 	token := sys.Login(email, password)
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium(t)),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(profileDir(t)),
-		chromedp.WindowSize(1300, 900),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancelTab := chromedp.NewContext(actx, chromedp.WithErrorf(func(format string, args ...any) {
-		if msg := fmt.Sprintf(format, args...); !strings.Contains(msg, "could not unmarshal event") {
-			t.Logf("chromedp: %s", msg)
-		}
-	}))
-	defer cancelTab()
-	ctx, cancel := context.WithTimeout(ctx, 120*time.Second)
-	defer cancel()
+	ctx := browser(t, 120*time.Second)
 
 	var id uuid.UUID
 	var expires time.Time

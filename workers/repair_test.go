@@ -56,17 +56,6 @@ func paymentStatus(t *testing.T, s *system, id uuid.UUID) string {
 	return st
 }
 
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // heldCapture keeps every capture at the provider's door until released.
 type heldCapture struct {
 	payment.Provider
@@ -122,7 +111,7 @@ func TestRepairRefusesWhileACaptureMayBeInFlight(t *testing.T) {
 
 	// The capture lands after all, as it would have.
 	close(held.release)
-	eventually(t, 30*time.Second, "the capture is recorded", func() bool { return paymentStatus(t, s, n.ID) == "CAPTURED" })
+	testkit.WaitFor(t, "the capture is recorded", 30*time.Second, func() bool { return paymentStatus(t, s, n.ID) == "CAPTURED" })
 	if _, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testkit.Logger()); err == nil {
 		t.Error("repair of a captured order was allowed")
 	}

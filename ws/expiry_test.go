@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/ordersaga/ordersaga/internal/authn"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/internal/testkit/system"
 )
 
@@ -69,7 +70,7 @@ func TestConnectionEndsWithItsToken(t *testing.T) {
 	if statuses(got) != "1:PENDING 2:RESERVED" {
 		t.Errorf("before the close: %s", statuses(got))
 	}
-	waitFor(t, "the hub to forget the connection", func() bool { return sys.Hub.Stats().Connections == 0 })
+	testkit.WaitFor(t, "the hub to forget the connection", 30*time.Second, func() bool { return sys.Hub.Stats().Connections == 0 })
 
 	sys.WaitStatus(fresh, id, 30*time.Second, "CONFIRMED")
 	again := dial(t, sys.HubURL, fresh)
@@ -96,7 +97,7 @@ func TestExpiredAdminStopsReceivingAll(t *testing.T) {
 	expiring.send(map[string]any{"type": "subscribe", "scope": "all"})
 	valid := dial(t, sys.HubURL, sys.AdminToken)
 	valid.send(map[string]any{"type": "subscribe", "scope": "all"})
-	waitFor(t, "both subscriptions", func() bool { return sys.Hub.Stats().AllSubs == 2 })
+	testkit.WaitFor(t, "both subscriptions", 30*time.Second, func() bool { return sys.Hub.Stats().AllSubs == 2 })
 
 	got, code, at := expiring.closedWith(10 * time.Second)
 	if code != 4401 || len(got) != 0 {
@@ -105,7 +106,7 @@ func TestExpiredAdminStopsReceivingAll(t *testing.T) {
 	if at.After(exp.Add(1500 * time.Millisecond)) {
 		t.Errorf("closed %v after the token's expiry", at.Sub(exp))
 	}
-	waitFor(t, "the expired subscription to end", func() bool { return sys.Hub.Stats().AllSubs == 1 })
+	testkit.WaitFor(t, "the expired subscription to end", 30*time.Second, func() bool { return sys.Hub.Stats().AllSubs == 1 })
 
 	writeEvents(t, sys.Store, uuid.New(), 3)
 	for i := 0; i < 12; i++ {

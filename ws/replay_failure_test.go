@@ -102,7 +102,7 @@ func TestReplayFailureLosesNothing(t *testing.T) {
 	c.send(map[string]any{"type": "subscribe", "order_id": o.ID, "after_seq": 0})
 	var pid int
 	// (Outside the transaction: within one, pg_stat_activity is a snapshot.)
-	waitFor(t, "the replay to wait for the lock", func() bool {
+	testkit.WaitFor(t, "the replay to wait for the lock", 30*time.Second, func() bool {
 		err := pool.QueryRow(ctx, `SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`, appName).Scan(&pid)
 		return err == nil
 	})

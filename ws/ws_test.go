@@ -190,7 +190,7 @@ func TestSubscriptionsAreAuthorized(t *testing.T) {
 	}
 	// The connection is still open, and "mine" works for the customer's own orders.
 	c.send(map[string]any{"type": "subscribe", "scope": "mine"})
-	waitFor(t, "the subscription", func() bool { return sys.Hub.Stats().CustomerSubs == 1 })
+	testkit.WaitFor(t, "the subscription", 30*time.Second, func() bool { return sys.Hub.Stats().CustomerSubs == 1 })
 	mine := sys.PlaceOrder(other, "WATCH-42", 1, "tok_ok")
 	got := c.eventsUntilTerminal(30 * time.Second)
 	for _, m := range got {
@@ -210,17 +210,6 @@ func TestSubscriptionsAreAuthorized(t *testing.T) {
 		if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("token %q: %v", tok, err)
 		}
-	}
-}
-
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -254,7 +243,7 @@ func TestThousandClientsEachGetEveryEvent(t *testing.T) {
 		conns[i] = dial(t, sys.HubURL, sys.AdminToken)
 		conns[i].send(map[string]any{"type": "subscribe", "scope": "all"})
 	}
-	waitFor(t, "1000 subscriptions", func() bool { return sys.Hub.Stats().AllSubs == clients })
+	testkit.WaitFor(t, "1000 subscriptions", 30*time.Second, func() bool { return sys.Hub.Stats().AllSubs == clients })
 
 	var wg sync.WaitGroup
 	var complete atomic.Int64
@@ -308,14 +297,14 @@ func TestSlowClientIsDisconnected(t *testing.T) {
 	sys := system.Start(t, system.Options{SendBuffer: 8})
 	slow := dial(t, sys.HubURL, sys.AdminToken)
 	slow.send(map[string]any{"type": "subscribe", "scope": "all"})
-	waitFor(t, "the subscription", func() bool { return sys.Hub.Stats().AllSubs == 1 })
+	testkit.WaitFor(t, "the subscription", 30*time.Second, func() bool { return sys.Hub.Stats().AllSubs == 1 })
 	pad := strings.Repeat("x", 2000)
 	for i := 0; i < 20000 && sys.Hub.Stats().Connections > 0; i++ {
 		e := orderstore.Event{EventID: fmt.Sprintf("o:%d", i+1), Type: orderstore.EventType, OrderID: uuid.New(), Seq: 1, Status: "PENDING", Reason: pad}
 		data, _ := json.Marshal(e)
 		sys.Hub.Dispatch(e, data)
 	}
-	waitFor(t, "the slow client to be dropped", func() bool { return sys.Hub.Stats().Connections == 0 })
+	testkit.WaitFor(t, "the slow client to be dropped", 30*time.Second, func() bool { return sys.Hub.Stats().Connections == 0 })
 	var closeErr *websocket.CloseError
 	for {
 		_, err := slow.next(10 * time.Second)

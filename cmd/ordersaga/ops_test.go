@@ -58,7 +58,7 @@ func TestOpsEndpointsAreNotPublic(t *testing.T) {
 	}()
 	a := struct{ ws, ops string }{cfg.WSAddr, cfg.WSOpsAddr}
 	public, ops := "http://"+a.ws, "http://"+a.ops
-	waitFor(t, "the hub to listen", func() bool {
+	testkit.WaitFor(t, "the hub to listen", 30*time.Second, func() bool {
 		resp, err := http.Get(ops + "/healthz")
 		if err == nil {
 			resp.Body.Close()
@@ -85,7 +85,7 @@ func TestOpsEndpointsAreNotPublic(t *testing.T) {
 		t.Errorf("ops /healthz: %d", status)
 	}
 	// Readiness needs the broker; it answers on both ports alike.
-	waitFor(t, "readiness", func() bool {
+	testkit.WaitFor(t, "readiness", 30*time.Second, func() bool {
 		s1, _ := get(t, public+"/readyz")
 		s2, _ := get(t, ops+"/readyz")
 		return s1 == http.StatusOK && s2 == http.StatusOK
@@ -136,16 +136,5 @@ func TestOpsAddressMustBeItsOwn(t *testing.T) {
 		if _, err := config.LoadFrom(vars); err == nil || !strings.Contains(err.Error(), "WS_OPS_") {
 			t.Errorf("%v: %v", vars, err)
 		}
-	}
-}
-
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -67,9 +67,9 @@ func TestLeaderWhoseSessionIsKilledStopsBeforeTheStandbyStarts(t *testing.T) {
 	writeOrders(t, pool, orders, order.Reserved, order.Authorized)
 	opts := testOptions(topic, Options{BatchSize: 10})
 	a := startRelayWith(t, pool, brokers, slowly, opts)
-	waitFor(t, "relay A to take the lock", 10*time.Second, func() bool { return testutil.ToFloat64(a.relay.m.active) == 1 })
+	testkit.WaitFor(t, "relay A to take the lock", 10*time.Second, func() bool { return testutil.ToFloat64(a.relay.m.active) == 1 })
 	b := startRelayWith(t, pool, brokers, nil, opts)
-	waitFor(t, "A to be publishing", 20*time.Second, func() bool { return testutil.ToFloat64(a.relay.m.published) >= 50 })
+	testkit.WaitFor(t, "A to be publishing", 20*time.Second, func() bool { return testutil.ToFloat64(a.relay.m.published) >= 50 })
 	if n := unpublished(t, pool); n < 200 {
 		t.Fatalf("only %d events left when the session is killed: the test needs a backlog", n)
 	}
@@ -80,10 +80,10 @@ func TestLeaderWhoseSessionIsKilledStopsBeforeTheStandbyStarts(t *testing.T) {
 	if err := pool.QueryRow(context.Background(), `SELECT pg_terminate_backend($1)`, pid).Scan(&ok); err != nil || !ok {
 		t.Fatalf("terminate the lock session: %v %v", ok, err)
 	}
-	waitFor(t, "A to notice", 2*time.Second, func() bool { return testutil.ToFloat64(a.relay.m.active) == 0 })
+	testkit.WaitFor(t, "A to notice", 2*time.Second, func() bool { return testutil.ToFloat64(a.relay.m.active) == 0 })
 	t.Logf("A noticed after %s", time.Since(lost).Round(time.Millisecond))
-	waitFor(t, "B to take over", 5*time.Second, func() bool { return testutil.ToFloat64(b.relay.m.active) == 1 })
-	waitFor(t, "the outbox to drain", 60*time.Second, func() bool { return unpublished(t, pool) == 0 })
+	testkit.WaitFor(t, "B to take over", 5*time.Second, func() bool { return testutil.ToFloat64(b.relay.m.active) == 1 })
+	testkit.WaitFor(t, "the outbox to drain", 60*time.Second, func() bool { return unpublished(t, pool) == 0 })
 
 	checkHandover(t, a, b, lost)
 	checkOrdered(t, consumeAll(t, brokers, topic, 3*orders))
@@ -127,22 +127,22 @@ func TestLeaderCutOffFromTheDatabaseStopsAndIsReplaced(t *testing.T) {
 	writeOrders(t, pool, orders, order.Reserved, order.Authorized)
 	opts := testOptions(topic, Options{BatchSize: 10, SessionTimeout: 3 * time.Second})
 	a := startRelayWith(t, cutPool, brokers, slowly, opts)
-	waitFor(t, "relay A to take the lock", 10*time.Second, func() bool { return testutil.ToFloat64(a.relay.m.active) == 1 })
+	testkit.WaitFor(t, "relay A to take the lock", 10*time.Second, func() bool { return testutil.ToFloat64(a.relay.m.active) == 1 })
 	b := startRelayWith(t, pool, brokers, nil, opts)
-	waitFor(t, "A to be publishing", 20*time.Second, func() bool { return testutil.ToFloat64(a.relay.m.published) >= 50 })
+	testkit.WaitFor(t, "A to be publishing", 20*time.Second, func() bool { return testutil.ToFloat64(a.relay.m.published) >= 50 })
 	if n := unpublished(t, pool); n < 200 {
 		t.Fatalf("only %d events left when the network is cut: the test needs a backlog", n)
 	}
 
 	lost := time.Now()
 	px.cut()
-	waitFor(t, "A to notice", opts.lease()+time.Second, func() bool { return testutil.ToFloat64(a.relay.m.active) == 0 })
+	testkit.WaitFor(t, "A to notice", opts.lease()+time.Second, func() bool { return testutil.ToFloat64(a.relay.m.active) == 0 })
 	t.Logf("A noticed after %s", time.Since(lost).Round(time.Millisecond))
-	waitFor(t, "B to take over once the server ends A's session", opts.SessionTimeout+5*time.Second, func() bool {
+	testkit.WaitFor(t, "B to take over once the server ends A's session", opts.SessionTimeout+5*time.Second, func() bool {
 		return testutil.ToFloat64(b.relay.m.active) == 1
 	})
 	t.Logf("B took over after %s", time.Since(lost).Round(time.Millisecond))
-	waitFor(t, "the outbox to drain", 60*time.Second, func() bool { return unpublished(t, pool) == 0 })
+	testkit.WaitFor(t, "the outbox to drain", 60*time.Second, func() bool { return unpublished(t, pool) == 0 })
 
 	checkHandover(t, a, b, lost)
 	checkOrdered(t, consumeAll(t, brokers, topic, 3*orders))

@@ -200,17 +200,6 @@ func unpublished(t *testing.T, pool *pgxpool.Pool) int {
 	return n
 }
 
-func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestRelayPublishesExactlyTheCommittedEventsInOrder(t *testing.T) {
 	pool := testkit.NewPool(t)
 	brokers := testkit.KafkaBrokers(t)
@@ -226,7 +215,7 @@ func TestRelayPublishesExactlyTheCommittedEventsInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := startRelay(t, pool, brokers, topic, nil)
-	waitFor(t, "the outbox to drain", 30*time.Second, func() bool { return unpublished(t, pool) == 0 })
+	testkit.WaitFor(t, "the outbox to drain", 30*time.Second, func() bool { return unpublished(t, pool) == 0 })
 	_ = tx.Rollback(context.Background())
 
 	events := consumeAll(t, brokers, topic, 120)
@@ -242,7 +231,7 @@ func TestRelayPublishesExactlyTheCommittedEventsInOrder(t *testing.T) {
 	// Events written while the relay runs go out promptly (NOTIFY, not a poll).
 	began := time.Now()
 	writeOrders(t, pool, 1)
-	waitFor(t, "a new event to be published", 5*time.Second, func() bool { return unpublished(t, pool) == 0 })
+	testkit.WaitFor(t, "a new event to be published", 5*time.Second, func() bool { return unpublished(t, pool) == 0 })
 	t.Logf("a new event was published %s after commit", time.Since(began))
 }
 
@@ -270,7 +259,7 @@ func TestRelayKilledMidBatchLosesNothing(t *testing.T) {
 	}
 
 	startRelay(t, pool, brokers, topic, nil)
-	waitFor(t, "the outbox to drain", 30*time.Second, func() bool { return unpublished(t, pool) == 0 })
+	testkit.WaitFor(t, "the outbox to drain", 30*time.Second, func() bool { return unpublished(t, pool) == 0 })
 	events := consumeAll(t, brokers, topic, 30)
 	checkOrdered(t, events)
 	seen := map[string]orderstore.Event{}
@@ -294,11 +283,11 @@ func TestOneRelayAtATime(t *testing.T) {
 	brokers := testkit.KafkaBrokers(t)
 	topic := "events-" + uuid.NewString()[:8]
 	a := startRelay(t, pool, brokers, topic, nil)
-	waitFor(t, "relay A to take the lock", 10*time.Second, func() bool { return testutil.ToFloat64(a.relay.m.active) == 1 })
+	testkit.WaitFor(t, "relay A to take the lock", 10*time.Second, func() bool { return testutil.ToFloat64(a.relay.m.active) == 1 })
 	b := startRelay(t, pool, brokers, topic, nil)
 
 	writeOrders(t, pool, 5, order.Reserved)
-	waitFor(t, "A to publish", 10*time.Second, func() bool { return unpublished(t, pool) == 0 })
+	testkit.WaitFor(t, "A to publish", 10*time.Second, func() bool { return unpublished(t, pool) == 0 })
 	time.Sleep(300 * time.Millisecond)
 	if testutil.ToFloat64(b.relay.m.active) != 0 || testutil.ToFloat64(b.relay.m.published) != 0 {
 		t.Fatalf("replica B worked while A held the lock")
@@ -308,9 +297,9 @@ func TestOneRelayAtATime(t *testing.T) {
 	}
 
 	a.stop()
-	waitFor(t, "B to take over", 10*time.Second, func() bool { return testutil.ToFloat64(b.relay.m.active) == 1 })
+	testkit.WaitFor(t, "B to take over", 10*time.Second, func() bool { return testutil.ToFloat64(b.relay.m.active) == 1 })
 	writeOrders(t, pool, 5, order.Reserved)
-	waitFor(t, "B to publish", 10*time.Second, func() bool { return unpublished(t, pool) == 0 })
+	testkit.WaitFor(t, "B to publish", 10*time.Second, func() bool { return unpublished(t, pool) == 0 })
 	if testutil.ToFloat64(b.relay.m.published) != 10 {
 		t.Errorf("B published %v", testutil.ToFloat64(b.relay.m.published))
 	}
@@ -323,7 +312,7 @@ func TestOneRelayAtATime(t *testing.T) {
 		t.Errorf("while B is active: active=%v last=%v err=%v", active, last, err)
 	}
 	b.stop()
-	waitFor(t, "the lock to be released", 10*time.Second, func() bool {
+	testkit.WaitFor(t, "the lock to be released", 10*time.Second, func() bool {
 		active, _, err := store.RelayStatus(context.Background(), LockKey)
 		return err == nil && !active
 	})
@@ -355,7 +344,7 @@ func TestRelayWaitsOutAKafkaOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Stop()
-	waitFor(t, "the outbox to drain once Kafka is back", 60*time.Second, func() bool { return unpublished(t, pool) == 0 })
+	testkit.WaitFor(t, "the outbox to drain once Kafka is back", 60*time.Second, func() bool { return unpublished(t, pool) == 0 })
 	checkOrdered(t, consumeAll(t, brokers, topic, 10))
-	waitFor(t, "the lag metric to clear", 5*time.Second, func() bool { return testutil.ToFloat64(r.relay.m.lagCount) == 0 })
+	testkit.WaitFor(t, "the lag metric to clear", 5*time.Second, func() bool { return testutil.ToFloat64(r.relay.m.lagCount) == 0 })
 }

@@ -318,3 +318,16 @@ func dial(t testing.TB, opts client.Options) client.Client {
 	t.Cleanup(c.Close)
 	return c
 }
+
+// WaitFor polls cond until it holds, and fails the test naming what it
+// waited for if it does not within the given time.
+func WaitFor(t testing.TB, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
