@@ -11,14 +11,12 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/ordersaga/ordersaga/activities/inventory"
 	"github.com/ordersaga/ordersaga/activities/orders"
 	"github.com/ordersaga/ordersaga/activities/payment"
 	"github.com/ordersaga/ordersaga/internal/config"
@@ -47,31 +45,19 @@ func Options(w config.Worker) worker.Options {
 
 // NewOrder returns the order worker: the workflow and its local activity.
 func NewOrder(c client.Client, rec orders.Recorder, opts worker.Options, log *zap.Logger) worker.Worker {
-	w := worker.New(c, order.TaskQueueOrders, opts)
+	w := newWorker(c, orderActivities(rec, log), opts)
 	w.RegisterWorkflowWithOptions(saga.OrderWorkflow, workflow.RegisterOptions{Name: order.WorkflowName})
-	acts := orders.New(rec, log)
-	w.RegisterActivityWithOptions(acts.RecordStatus, activity.RegisterOptions{Name: order.ActivityRecordStatus})
 	return w
 }
 
 // NewProduct returns the product worker with the inventory activities.
 func NewProduct(c client.Client, catalog *pgxpool.Pool, opts worker.Options, log *zap.Logger) worker.Worker {
-	w := worker.New(c, order.TaskQueueProduct, opts)
-	acts := inventory.New(catalog, log)
-	w.RegisterActivityWithOptions(acts.ReserveStock, activity.RegisterOptions{Name: order.ActivityReserveStock})
-	w.RegisterActivityWithOptions(acts.CommitStock, activity.RegisterOptions{Name: order.ActivityCommitStock})
-	w.RegisterActivityWithOptions(acts.ReleaseStock, activity.RegisterOptions{Name: order.ActivityReleaseStock})
-	return w
+	return newWorker(c, productActivities(catalog, log), opts)
 }
 
 // NewPayment returns the payment worker with the payment activities.
 func NewPayment(c client.Client, payments *pgxpool.Pool, provider payment.Provider, opts worker.Options, log *zap.Logger) worker.Worker {
-	w := worker.New(c, order.TaskQueuePayment, opts)
-	acts := payment.New(payments, provider, log)
-	w.RegisterActivityWithOptions(acts.AuthorizePayment, activity.RegisterOptions{Name: order.ActivityAuthorizePayment})
-	w.RegisterActivityWithOptions(acts.CapturePayment, activity.RegisterOptions{Name: order.ActivityCapturePayment})
-	w.RegisterActivityWithOptions(acts.VoidPayment, activity.RegisterOptions{Name: order.ActivityVoidPayment})
-	return w
+	return newWorker(c, paymentActivities(payments, provider, log), opts)
 }
 
 // Run runs the worker named which ("order", "product" or "payment") until

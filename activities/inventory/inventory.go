@@ -41,8 +41,9 @@ import (
 // actor names the inventory in the stock ledger.
 const actor = "inventory"
 
-// Activities are the inventory activities. Register the struct's methods
-// under the names in package order.
+// Activities are the inventory activities. Register the struct: each
+// exported method is an activity declared in package order, under its
+// method name.
 type Activities struct {
 	db  *pgxpool.Pool
 	log *zap.Logger
