@@ -2,6 +2,7 @@
 GO       ?= go
 BIN      := .bin
 TEMPORAL := $(BIN)/temporal
+WORKFLOWCHECK := $(BIN)/workflowcheck
 # Integration tests start real servers per package; two at a time fit 2 cores.
 TESTFLAGS ?= -count=1 -p 2 -timeout 14m
 
@@ -10,15 +11,18 @@ TESTFLAGS ?= -count=1 -p 2 -timeout 14m
 build:
 	$(GO) build -o $(BIN)/ordersaga ./cmd/ordersaga
 
-# The Temporal CLI is pinned in tools/go.mod and built once into .bin/.
-tools: $(TEMPORAL)
+# The Temporal CLI and workflowcheck are pinned in tools/go.mod and built
+# once into .bin/.
+tools: $(TEMPORAL) $(WORKFLOWCHECK)
 $(TEMPORAL): tools/go.mod tools/go.sum
 	cd tools && $(GO) build -o ../$(TEMPORAL) github.com/temporalio/cli/cmd/temporal
+$(WORKFLOWCHECK): tools/go.mod tools/go.sum
+	cd tools && $(GO) build -o ../$(WORKFLOWCHECK) go.temporal.io/sdk/contrib/tools/workflowcheck
 
 dev: build tools
 	TEMPORAL_CLI=$(CURDIR)/$(TEMPORAL) $(BIN)/ordersaga dev
 
-test: tools fmtcheck vet spectral
+test: tools lint
 	$(GO) test $(TESTFLAGS) ./...
 
 fmtcheck:
@@ -28,8 +32,11 @@ fmtcheck:
 vet:
 	$(GO) vet ./...
 
-lint: fmtcheck vet spectral
+# workflowcheck reports non-deterministic calls (time.Now, goroutines, map
+# iteration, …) reachable from any function taking a workflow.Context.
+lint: fmtcheck vet spectral $(WORKFLOWCHECK)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+	$(WORKFLOWCHECK) ./...
 
 # Spectral lints the OpenAPI document with the rules of .spectral.yaml and
 # fails on any finding. npx fetches the pinned CLI on first use (about 15 s,
