@@ -98,7 +98,9 @@ func (a LocalActivity[In, Out]) Declaration() Declaration {
 // Declaration is an activity's declaration with its types spelled out, for
 // reflection.
 type Declaration struct {
-	Name      string
+	// Name is the activity type's name.
+	Name string
+	// TaskQueue is the queue of the worker that must register it.
 	TaskQueue string
 	// Local says that it runs as a local activity.
 	Local bool
