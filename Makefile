@@ -2,6 +2,7 @@
 GO       ?= go
 BIN      := .bin
 TEMPORAL := $(BIN)/temporal
+WORKFLOWCHECK := $(BIN)/workflowcheck
 # Integration tests start real servers per package; two at a time fit 2 cores.
 TESTFLAGS ?= -count=1 -p 2 -timeout 14m
 
@@ -10,15 +11,20 @@ TESTFLAGS ?= -count=1 -p 2 -timeout 14m
 build:
 	$(GO) build -o $(BIN)/ordersaga ./cmd/ordersaga
 
-# The Temporal CLI is pinned in tools/go.mod and built once into .bin/.
-tools: $(TEMPORAL)
+# The Temporal CLI is pinned in tools/go.mod, workflowcheck by its version
+# here (apart, so that neither moves the other's dependencies); both are
+# built once into .bin/.
+WORKFLOWCHECK_VERSION := v0.6.0
+tools: $(TEMPORAL) $(WORKFLOWCHECK)
 $(TEMPORAL): tools/go.mod tools/go.sum
 	cd tools && $(GO) build -o ../$(TEMPORAL) github.com/temporalio/cli/cmd/temporal
+$(WORKFLOWCHECK):
+	GOBIN=$(CURDIR)/$(BIN) $(GO) install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
 
 dev: build tools
 	TEMPORAL_CLI=$(CURDIR)/$(TEMPORAL) $(BIN)/ordersaga dev
 
-test: tools fmtcheck vet spectral
+test: tools lint
 	$(GO) test $(TESTFLAGS) ./...
 
 fmtcheck:
@@ -28,8 +34,11 @@ fmtcheck:
 vet:
 	$(GO) vet ./...
 
-lint: fmtcheck vet spectral
+# workflowcheck reports non-deterministic calls (time.Now, goroutines, map
+# iteration, …) reachable from any function taking a workflow.Context.
+lint: fmtcheck vet spectral $(WORKFLOWCHECK)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+	$(WORKFLOWCHECK) ./...
 
 # Spectral lints the OpenAPI document with the rules of .spectral.yaml and
 # fails on any finding. npx fetches the pinned CLI on first use (about 15 s,

@@ -167,4 +167,3 @@ func (s *Server) routes() *gin.Engine {
 	s.codecRoutes(api) // POST /codec/encode and /codec/decode (codec.go)
 	return r
 }
-

@@ -120,19 +120,19 @@ func (u *unexpected) Error() string {
 func noopWorkers(c client.Client) []worker.Worker {
 	ow := worker.New(c, order.TaskQueueOrders, worker.Options{})
 	ow.RegisterWorkflowWithOptions(saga.OrderWorkflow, workflow.RegisterOptions{Name: order.WorkflowName})
-	ow.RegisterActivityWithOptions(func(context.Context, order.StatusRecord) error { return nil }, activity.RegisterOptions{Name: order.ActivityRecordStatus})
+	ow.RegisterActivityWithOptions(func(context.Context, order.StatusRecord) error { return nil }, activity.RegisterOptions{Name: order.RecordStatus.Name})
 	pw := worker.New(c, order.TaskQueueProduct, worker.Options{})
 	pw.RegisterActivityWithOptions(func(_ context.Context, r order.StockRequest) (order.Reservation, error) {
 		return order.Reservation{OrderID: r.OrderID}, nil
-	}, activity.RegisterOptions{Name: order.ActivityReserveStock})
-	for _, name := range []string{order.ActivityCommitStock, order.ActivityReleaseStock} {
+	}, activity.RegisterOptions{Name: order.ReserveStock.Name})
+	for _, name := range []string{order.CommitStock.Name, order.ReleaseStock.Name} {
 		pw.RegisterActivityWithOptions(func(context.Context, order.StockRequest) error { return nil }, activity.RegisterOptions{Name: name})
 	}
 	payw := worker.New(c, order.TaskQueuePayment, worker.Options{})
 	payw.RegisterActivityWithOptions(func(_ context.Context, r order.PaymentRequest) (order.Authorization, error) {
 		return order.Authorization{OrderID: r.OrderID, AuthorizationID: "noop"}, nil
-	}, activity.RegisterOptions{Name: order.ActivityAuthorizePayment})
-	for _, name := range []string{order.ActivityCapturePayment, order.ActivityVoidPayment} {
+	}, activity.RegisterOptions{Name: order.AuthorizePayment.Name})
+	for _, name := range []string{order.CapturePayment.Name, order.VoidPayment.Name} {
 		payw.RegisterActivityWithOptions(func(context.Context, order.PaymentRequest) error { return nil }, activity.RegisterOptions{Name: name})
 	}
 	return []worker.Worker{ow, pw, payw}

@@ -101,7 +101,7 @@ func Repair(ctx context.Context, id uuid.UUID, orders *orderstore.Store, catalog
 		return rep, errors.New("the order is PENDING and its workflow was never started: the order worker's starter will run it; to stop it, cancel it through the API")
 	}
 	pay := payment.New(payments, payment.NewProvider(payments), log)
-	rec, err := pay.Lookup(ctx, id)
+	rec, err := payment.Lookup(ctx, payments, id)
 	if err != nil {
 		return rep, err
 	}
@@ -160,7 +160,7 @@ func captureInFlightUntil(ctx context.Context, tc client.Client, wfID, runID str
 		switch ev.GetEventType() {
 		case enums.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
 			a := ev.GetActivityTaskScheduledEventAttributes()
-			if a.GetActivityType().GetName() == order.ActivityCapturePayment {
+			if a.GetActivityType().GetName() == order.CapturePayment.Name {
 				open[ev.GetEventId()] = capture{ev.GetEventTime().AsTime(), a.GetStartToCloseTimeout().AsDuration(), a.GetScheduleToCloseTimeout().AsDuration()}
 			}
 		case enums.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:

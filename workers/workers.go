@@ -16,15 +16,12 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/ordersaga/ordersaga/activities/inventory"
-	"github.com/ordersaga/ordersaga/activities/orders"
 	"github.com/ordersaga/ordersaga/activities/payment"
 	"github.com/ordersaga/ordersaga/internal/config"
 	"github.com/ordersaga/ordersaga/internal/orderstore"
@@ -97,10 +94,8 @@ type OrderSettings struct {
 // the starter.
 func NewOrder(d OrderDeps, s OrderSettings) *Worker {
 	log := d.Log.With(zap.String("worker", "order"))
-	w := worker.New(d.Temporal, order.TaskQueueOrders, s.Worker)
+	w := newWorker(d.Temporal, orderActivities(d.Orders, log), s.Worker)
 	w.RegisterWorkflowWithOptions(saga.OrderWorkflow, workflow.RegisterOptions{Name: order.WorkflowName})
-	acts := orders.New(d.Orders, log)
-	w.RegisterActivityWithOptions(acts.RecordStatus, activity.RegisterOptions{Name: order.ActivityRecordStatus})
 	out := &Worker{name: "order", w: w, log: log}
 	if s.Starter != nil {
 		out.beside = NewStarter(d.Orders, d.Temporal, *s.Starter, log, d.Registry).Run
@@ -112,22 +107,12 @@ func NewOrder(d OrderDeps, s OrderSettings) *Worker {
 // the catalog schema.
 func NewProduct(c client.Client, catalog *pgxpool.Pool, opts worker.Options, log *zap.Logger) *Worker {
 	log = log.With(zap.String("worker", "product"))
-	w := worker.New(c, order.TaskQueueProduct, opts)
-	acts := inventory.New(catalog, log)
-	w.RegisterActivityWithOptions(acts.ReserveStock, activity.RegisterOptions{Name: order.ActivityReserveStock})
-	w.RegisterActivityWithOptions(acts.CommitStock, activity.RegisterOptions{Name: order.ActivityCommitStock})
-	w.RegisterActivityWithOptions(acts.ReleaseStock, activity.RegisterOptions{Name: order.ActivityReleaseStock})
-	return &Worker{name: "product", w: w, log: log}
+	return &Worker{name: "product", w: newWorker(c, productActivities(catalog, log), opts), log: log}
 }
 
 // NewPayment returns the payment worker with the payment activities over
 // the payments schema and provider.
 func NewPayment(c client.Client, payments *pgxpool.Pool, provider payment.Provider, opts worker.Options, log *zap.Logger) *Worker {
 	log = log.With(zap.String("worker", "payment"))
-	w := worker.New(c, order.TaskQueuePayment, opts)
-	acts := payment.New(payments, provider, log)
-	w.RegisterActivityWithOptions(acts.AuthorizePayment, activity.RegisterOptions{Name: order.ActivityAuthorizePayment})
-	w.RegisterActivityWithOptions(acts.CapturePayment, activity.RegisterOptions{Name: order.ActivityCapturePayment})
-	w.RegisterActivityWithOptions(acts.VoidPayment, activity.RegisterOptions{Name: order.ActivityVoidPayment})
-	return &Worker{name: "payment", w: w, log: log}
+	return &Worker{name: "payment", w: newWorker(c, paymentActivities(payments, provider, log), opts), log: log}
 }

@@ -47,8 +47,9 @@ import (
 // inventoryActor names the inventory activities in the stock ledger.
 const inventoryActor = "inventory"
 
-// Activities are the inventory activities. Register the struct's methods
-// under the names in package order.
+// Activities are the inventory activities. Register the struct: each
+// exported method is an activity declared in package order, under its
+// method name.
 type Activities struct {
 	db  *pgxpool.Pool
 	log *zap.Logger

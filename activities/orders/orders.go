@@ -17,7 +17,9 @@ type Recorder interface {
 	RecordStatus(ctx context.Context, rec order.StatusRecord) error
 }
 
-// Activities are the order worker's activities.
+// Activities are the order worker's activities. Register the struct: each
+// exported method is an activity declared in package order, under its
+// method name.
 type Activities struct {
 	store Recorder
 	log   *zap.Logger

@@ -43,8 +43,9 @@ const (
 	inFlightMargin = 30 * time.Second
 )
 
-// Activities are the payment activities. Register the struct's methods
-// under the names in package order.
+// Activities are the payment activities. Register the struct: each
+// exported method is an activity declared in package order, under its
+// method name.
 type Activities struct {
 	db       *pgxpool.Pool
 	provider Provider
@@ -257,7 +258,7 @@ func (a *Activities) VoidPayment(ctx context.Context, req order.PaymentRequest) 
 		log.Info("void before any authorization: marked")
 		return nil
 	}
-	rec, err := a.lookup(ctx, id)
+	rec, err := lookup(ctx, a.db, id)
 	if err != nil {
 		return fmt.Errorf("void payment: %w", err)
 	}
@@ -316,9 +317,12 @@ type Record struct {
 	CaptureInFlightUntil time.Time
 }
 
-// Lookup returns the order's payment record. It changes nothing.
-func (a *Activities) Lookup(ctx context.Context, orderID uuid.UUID) (Record, error) {
-	rec, err := a.lookup(ctx, orderID)
+// Lookup returns the order's payment record from the payments database.
+// It changes nothing. It is a function, not a method of Activities, since
+// the payment worker registers every exported method of Activities as an
+// activity.
+func Lookup(ctx context.Context, payments *pgxpool.Pool, orderID uuid.UUID) (Record, error) {
+	rec, err := lookup(ctx, payments, orderID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Record{}, nil
 	}
@@ -328,11 +332,11 @@ func (a *Activities) Lookup(ctx context.Context, orderID uuid.UUID) (Record, err
 	return rec, nil
 }
 
-func (a *Activities) lookup(ctx context.Context, id uuid.UUID) (Record, error) {
+func lookup(ctx context.Context, db *pgxpool.Pool, id uuid.UUID) (Record, error) {
 	var rec Record
 	var until *time.Time
 	// The database's clock both sets and reads the bound.
-	err := a.db.QueryRow(ctx, `SELECT status, CASE WHEN capture_in_flight_until > now() THEN capture_in_flight_until END
+	err := db.QueryRow(ctx, `SELECT status, CASE WHEN capture_in_flight_until > now() THEN capture_in_flight_until END
 		FROM payments.payments WHERE order_id = $1`, id).Scan(&rec.Status, &until)
 	if until != nil {
 		rec.CaptureInFlightUntil = *until

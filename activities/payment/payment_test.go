@@ -513,7 +513,7 @@ func TestVoidWaitsForACaptureInFlight(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- capturing.CapturePayment(ctx, req(id, "")) }()
 	<-blocked.started
-	rec, err := f.acts.Lookup(ctx, uuid.MustParse(id))
+	rec, err := payment.Lookup(ctx, f.pool, uuid.MustParse(id))
 	if err != nil || rec.Status != "AUTHORIZED" || rec.CaptureInFlightUntil.IsZero() {
 		t.Errorf("lookup during the capture: %+v, %v; want AUTHORIZED with a capture in flight", rec, err)
 	}
@@ -527,7 +527,7 @@ func TestVoidWaitsForACaptureInFlight(t *testing.T) {
 	if s, h := f.status(t, id), f.hold(t, id); s != "CAPTURED" || h.state != "CAPTURED" {
 		t.Errorf("payment %s, provider hold %+v", s, h)
 	}
-	if rec, err := f.acts.Lookup(ctx, uuid.MustParse(id)); err != nil || !rec.CaptureInFlightUntil.IsZero() {
+	if rec, err := payment.Lookup(ctx, f.pool, uuid.MustParse(id)); err != nil || !rec.CaptureInFlightUntil.IsZero() {
 		t.Errorf("lookup after the capture: %+v, %v", rec, err)
 	}
 }

@@ -1,7 +1,9 @@
 // Package order is the contract of the order saga: what callers of
 // OrderWorkflow (the gateway, the starter, tests, operators' tools) and its
-// activities share. It holds names, types and constants, and no workflow
-// logic; the workflow itself is in package saga.
+// activities share. It holds names, types and constants, and the
+// declaration of each activity (activities.go), through which the workflow
+// calls them and against which the workers' registrations are checked. It
+// holds no workflow logic; the workflow itself is in package saga.
 package order
 
 import (
@@ -26,18 +28,6 @@ const (
 	QueryStatus = "status"
 	// UpdateCancel asks the saga to cancel the order (CancelRequest → View).
 	UpdateCancel = "cancel"
-)
-
-// Activity names. Workers register their methods under these names; the
-// workflow refers to them by name so that it imports no activity code.
-const (
-	ActivityReserveStock     = "ReserveStock"
-	ActivityCommitStock      = "CommitStock"
-	ActivityReleaseStock     = "ReleaseStock"
-	ActivityAuthorizePayment = "AuthorizePayment"
-	ActivityCapturePayment   = "CapturePayment"
-	ActivityVoidPayment      = "VoidPayment"
-	ActivityRecordStatus     = "RecordStatus"
 )
 
 // Application error types: the stable names of business failures. Each is

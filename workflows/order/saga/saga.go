@@ -68,10 +68,17 @@ func OrderWorkflow(ctx workflow.Context, in order.Input) (order.Result, error) {
 // undo is a compensation, registered before the step it undoes is called,
 // since a step that timed out may still have taken effect.
 type undo struct {
-	name     string
-	queue    string
-	activity string
-	arg      any
+	name string
+	// run calls the undo activity with ctx's activity options.
+	run func(ctx workflow.Context) error
+}
+
+// undoBy returns the undo named name that calls act with arg.
+func undoBy[In any](name string, act order.Activity[In, order.None], arg In) undo {
+	return undo{name: name, run: func(ctx workflow.Context) error {
+		_, err := act.Execute(ctx, arg)
+		return err
+	}}
 }
 
 type saga struct {
@@ -138,9 +145,8 @@ func (s *saga) run(ctx workflow.Context) (order.Result, error) {
 
 	// Reserve the stock.
 	stock := order.StockRequest{OrderID: s.in.OrderID, Lines: stockLines(s.in.Lines)}
-	s.register(undo{"release stock", order.TaskQueueProduct, order.ActivityReleaseStock, order.StockRequest{OrderID: s.in.OrderID}})
-	var reservation order.Reservation
-	if err := s.step(stepCtx, order.TaskQueueProduct, order.ActivityReserveStock, "reserve stock", stock, &reservation); err != nil {
+	s.register(undoBy("release stock", order.ReleaseStock, order.StockRequest{OrderID: s.in.OrderID}))
+	if _, err := order.ReserveStock.Execute(s.stepOptions(stepCtx, "reserve stock"), stock); err != nil {
 		return s.abort(ctx, err)
 	}
 	if err := s.transition(ctx, order.Reserved, order.ReasonNone); err != nil {
@@ -152,9 +158,8 @@ func (s *saga) run(ctx workflow.Context) (order.Result, error) {
 
 	// Authorize the payment.
 	pay := order.PaymentRequest{OrderID: s.in.OrderID, PaymentMethod: s.in.PaymentMethod, AmountCents: s.in.TotalCents, Currency: s.in.Currency}
-	s.register(undo{"void payment", order.TaskQueuePayment, order.ActivityVoidPayment, order.PaymentRequest{OrderID: s.in.OrderID, AmountCents: s.in.TotalCents, Currency: s.in.Currency}})
-	var auth order.Authorization
-	if err := s.step(stepCtx, order.TaskQueuePayment, order.ActivityAuthorizePayment, "authorize payment", pay, &auth); err != nil {
+	s.register(undoBy("void payment", order.VoidPayment, order.PaymentRequest{OrderID: s.in.OrderID, AmountCents: s.in.TotalCents, Currency: s.in.Currency}))
+	if _, err := order.AuthorizePayment.Execute(s.stepOptions(stepCtx, "authorize payment"), pay); err != nil {
 		return s.abort(ctx, err)
 	}
 	if err := s.transition(ctx, order.Authorized, order.ReasonNone); err != nil {
@@ -170,11 +175,11 @@ func (s *saga) run(ctx workflow.Context) (order.Result, error) {
 	s.view.CaptureIssued = true
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
 	capture := order.PaymentRequest{OrderID: s.in.OrderID, AmountCents: s.in.TotalCents, Currency: s.in.Currency}
-	if err := s.finalStep(ctx, order.TaskQueuePayment, order.ActivityCapturePayment, "capture payment", capture); err != nil {
+	if _, err := order.CapturePayment.Execute(finalStepOptions(ctx, "capture payment"), capture); err != nil {
 		return s.abort(ctx, err)
 	}
 	s.undos = nil // captured: the stock is sold, nothing is undone from here.
-	if err := s.finalStep(ctx, order.TaskQueueProduct, order.ActivityCommitStock, "commit stock", order.StockRequest{OrderID: s.in.OrderID}); err != nil {
+	if _, err := order.CommitStock.Execute(finalStepOptions(ctx, "commit stock"), order.StockRequest{OrderID: s.in.OrderID}); err != nil {
 		// Commit cannot fail for a business reason once units are held: this
 		// is a defect or a manual change, and the payment is captured. An
 		// operator has to look.
@@ -288,7 +293,6 @@ func (s *saga) compensate(ctx workflow.Context) bool {
 		// default), so an outage delays the compensation and fails nothing;
 		// only a non-retryable error or that bound ends the order FAILED.
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			TaskQueue:              u.queue,
 			ScheduleToCloseTimeout: s.undoTimeout,
 			StartToCloseTimeout:    30 * time.Second,
 			RetryPolicy: &temporal.RetryPolicy{
@@ -298,7 +302,7 @@ func (s *saga) compensate(ctx workflow.Context) bool {
 			},
 			Summary: u.name,
 		})
-		if err := workflow.ExecuteActivity(actx, u.activity, u.arg).Get(actx, nil); err != nil {
+		if err := u.run(actx); err != nil {
 			s.log.Error("compensation failed", "undo", u.name, "error", err)
 			ok = false
 			continue
@@ -309,10 +313,10 @@ func (s *saga) compensate(ctx workflow.Context) bool {
 	return ok
 }
 
-// step runs a cancellable saga step bounded by the step timeout.
-func (s *saga) step(ctx workflow.Context, queue, activity, summary string, arg, out any) error {
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:              queue,
+// stepOptions returns the activity options of a cancellable saga step, bounded by
+// the step timeout. The activity's declaration names the task queue.
+func (s *saga) stepOptions(ctx workflow.Context, summary string) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		ScheduleToCloseTimeout: s.stepTimeout,
 		StartToCloseTimeout:    min(30*time.Second, s.stepTimeout),
 		RetryPolicy: &temporal.RetryPolicy{
@@ -322,14 +326,13 @@ func (s *saga) step(ctx workflow.Context, queue, activity, summary string, arg, 
 		},
 		Summary: summary,
 	})
-	return workflow.ExecuteActivity(actx, activity, arg).Get(actx, out)
 }
 
-// finalStep runs a step after the capture was issued: it is retried until
-// it answers, since giving up could leave money taken for an unconfirmed order.
-func (s *saga) finalStep(ctx workflow.Context, queue, activity, summary string, arg any) error {
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:           queue,
+// finalStepOptions returns the activity options of a step after the capture was
+// issued: it is retried until it answers, since giving up could leave money
+// taken for an unconfirmed order.
+func finalStepOptions(ctx workflow.Context, summary string) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    500 * time.Millisecond,
@@ -338,7 +341,6 @@ func (s *saga) finalStep(ctx workflow.Context, queue, activity, summary string, 
 		},
 		Summary: summary,
 	})
-	return workflow.ExecuteActivity(actx, activity, arg).Get(actx, nil)
 }
 
 // transition records a status change (read model and outbox, in one
@@ -362,7 +364,7 @@ func (s *saga) transition(ctx workflow.Context, status order.Status, reason orde
 	})
 	pause := recordPause
 	for {
-		err := workflow.ExecuteLocalActivity(lctx, order.ActivityRecordStatus, rec).Get(lctx, nil)
+		_, err := order.RecordStatus.Execute(lctx, rec)
 		if err == nil {
 			break
 		}

@@ -67,46 +67,46 @@ func (w *world) register(env *testsuite.TestWorkflowEnvironment) {
 	reg := func(name string, fn any) {
 		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
-	reg(order.ActivityReserveStock, func(ctx context.Context, req order.StockRequest) (order.Reservation, error) {
+	reg(order.ReserveStock.Name, func(ctx context.Context, req order.StockRequest) (order.Reservation, error) {
 		if err := run(w.reserve, ctx); err != nil {
 			return order.Reservation{}, err
 		}
-		w.count(order.ActivityReserveStock)
+		w.count(order.ReserveStock.Name)
 		return order.Reservation{OrderID: req.OrderID}, nil
 	})
-	reg(order.ActivityReleaseStock, func(ctx context.Context, req order.StockRequest) error {
+	reg(order.ReleaseStock.Name, func(ctx context.Context, req order.StockRequest) error {
 		if err := run(w.release, ctx); err != nil {
 			return err
 		}
-		w.count(order.ActivityReleaseStock)
+		w.count(order.ReleaseStock.Name)
 		return nil
 	})
-	reg(order.ActivityCommitStock, func(ctx context.Context, req order.StockRequest) error {
-		w.count(order.ActivityCommitStock)
+	reg(order.CommitStock.Name, func(ctx context.Context, req order.StockRequest) error {
+		w.count(order.CommitStock.Name)
 		return nil
 	})
-	reg(order.ActivityAuthorizePayment, func(ctx context.Context, req order.PaymentRequest) (order.Authorization, error) {
+	reg(order.AuthorizePayment.Name, func(ctx context.Context, req order.PaymentRequest) (order.Authorization, error) {
 		if err := run(w.authorize, ctx); err != nil {
 			return order.Authorization{}, err
 		}
-		w.count(order.ActivityAuthorizePayment)
+		w.count(order.AuthorizePayment.Name)
 		return order.Authorization{OrderID: req.OrderID, AuthorizationID: "auth-1"}, nil
 	})
-	reg(order.ActivityCapturePayment, func(ctx context.Context, req order.PaymentRequest) error {
+	reg(order.CapturePayment.Name, func(ctx context.Context, req order.PaymentRequest) error {
 		if err := run(w.capture, ctx); err != nil {
 			return err
 		}
-		w.count(order.ActivityCapturePayment)
+		w.count(order.CapturePayment.Name)
 		return nil
 	})
-	reg(order.ActivityVoidPayment, func(ctx context.Context, req order.PaymentRequest) error {
+	reg(order.VoidPayment.Name, func(ctx context.Context, req order.PaymentRequest) error {
 		if err := run(w.void, ctx); err != nil {
 			return err
 		}
-		w.count(order.ActivityVoidPayment)
+		w.count(order.VoidPayment.Name)
 		return nil
 	})
-	reg(order.ActivityRecordStatus, func(ctx context.Context, rec order.StatusRecord) error {
+	reg(order.RecordStatus.Name, func(ctx context.Context, rec order.StatusRecord) error {
 		if w.onRecord != nil {
 			w.onRecord(rec)
 		}
@@ -222,7 +222,7 @@ func TestSagaPaths(t *testing.T) {
 			name:     "confirmed",
 			want:     order.Result{Status: order.Confirmed, Seq: 4},
 			statuses: []string{"RESERVED", "AUTHORIZED", "CONFIRMED"},
-			ran:      map[string]int{order.ActivityReserveStock: 1, order.ActivityAuthorizePayment: 1, order.ActivityCapturePayment: 1, order.ActivityCommitStock: 1},
+			ran:      map[string]int{order.ReserveStock.Name: 1, order.AuthorizePayment.Name: 1, order.CapturePayment.Name: 1, order.CommitStock.Name: 1},
 		},
 		{
 			name:     "out of stock",
@@ -230,21 +230,21 @@ func TestSagaPaths(t *testing.T) {
 			want:     order.Result{Status: order.Rejected, Reason: order.ReasonOutOfStock, Seq: 2},
 			statuses: []string{"REJECTED(out_of_stock)"},
 			// Release is registered before reserve is called: it runs, and is a no-op.
-			ran: map[string]int{order.ActivityReleaseStock: 1},
+			ran: map[string]int{order.ReleaseStock.Name: 1},
 		},
 		{
 			name:     "declined",
 			script:   func(w *world) { w.authorize = fail(order.ErrPaymentDeclined) },
 			want:     order.Result{Status: order.Rejected, Reason: order.ReasonPaymentDeclined, Seq: 3},
 			statuses: []string{"RESERVED", "REJECTED(payment_declined)"},
-			ran:      map[string]int{order.ActivityReserveStock: 1, order.ActivityVoidPayment: 1, order.ActivityReleaseStock: 1},
+			ran:      map[string]int{order.ReserveStock.Name: 1, order.VoidPayment.Name: 1, order.ReleaseStock.Name: 1},
 		},
 		{
 			name:     "insufficient funds",
 			script:   func(w *world) { w.authorize = fail(order.ErrInsufficientFunds) },
 			want:     order.Result{Status: order.Rejected, Reason: order.ReasonInsufficientFunds, Seq: 3},
 			statuses: []string{"RESERVED", "REJECTED(insufficient_funds)"},
-			ran:      map[string]int{order.ActivityReserveStock: 1, order.ActivityVoidPayment: 1, order.ActivityReleaseStock: 1},
+			ran:      map[string]int{order.ReserveStock.Name: 1, order.VoidPayment.Name: 1, order.ReleaseStock.Name: 1},
 		},
 		{
 			name: "transient provider errors then success",
@@ -258,14 +258,14 @@ func TestSagaPaths(t *testing.T) {
 			},
 			want:     order.Result{Status: order.Confirmed, Seq: 4},
 			statuses: []string{"RESERVED", "AUTHORIZED", "CONFIRMED"},
-			ran:      map[string]int{order.ActivityReserveStock: 1, order.ActivityAuthorizePayment: 1, order.ActivityCapturePayment: 1, order.ActivityCommitStock: 1},
+			ran:      map[string]int{order.ReserveStock.Name: 1, order.AuthorizePayment.Name: 1, order.CapturePayment.Name: 1, order.CommitStock.Name: 1},
 		},
 		{
 			name:     "capture fails: void and release",
 			script:   func(w *world) { w.capture = fail(order.ErrCaptureDeclined) },
 			want:     order.Result{Status: order.Rejected, Reason: order.ReasonCaptureFailed, Seq: 4},
 			statuses: []string{"RESERVED", "AUTHORIZED", "REJECTED(capture_failed)"},
-			ran:      map[string]int{order.ActivityReserveStock: 1, order.ActivityAuthorizePayment: 1, order.ActivityVoidPayment: 1, order.ActivityReleaseStock: 1},
+			ran:      map[string]int{order.ReserveStock.Name: 1, order.AuthorizePayment.Name: 1, order.VoidPayment.Name: 1, order.ReleaseStock.Name: 1},
 		},
 		{
 			name:     "an undo that keeps failing ends FAILED",
@@ -273,7 +273,7 @@ func TestSagaPaths(t *testing.T) {
 			want:     order.Result{Status: order.Failed, Reason: order.ReasonCompensationFailed, Seq: 3},
 			statuses: []string{"RESERVED", "FAILED(compensation_failed)"},
 			// The void still runs: one failing undo does not skip the others.
-			ran: map[string]int{order.ActivityReserveStock: 1, order.ActivityVoidPayment: 1},
+			ran: map[string]int{order.ReserveStock.Name: 1, order.VoidPayment.Name: 1},
 		},
 		{
 			name: "an undo that fails a few times and then succeeds",
@@ -288,7 +288,7 @@ func TestSagaPaths(t *testing.T) {
 			},
 			want:     order.Result{Status: order.Rejected, Reason: order.ReasonPaymentDeclined, Seq: 3},
 			statuses: []string{"RESERVED", "REJECTED(payment_declined)"},
-			ran:      map[string]int{order.ActivityReserveStock: 1, order.ActivityVoidPayment: 1, order.ActivityReleaseStock: 1},
+			ran:      map[string]int{order.ReserveStock.Name: 1, order.VoidPayment.Name: 1, order.ReleaseStock.Name: 1},
 		},
 		{
 			name: "an undo that fails more than the 8 tries it used to get, then succeeds",
@@ -307,7 +307,7 @@ func TestSagaPaths(t *testing.T) {
 			},
 			want:     order.Result{Status: order.Rejected, Reason: order.ReasonPaymentDeclined, Seq: 3},
 			statuses: []string{"RESERVED", "REJECTED(payment_declined)"},
-			ran:      map[string]int{order.ActivityReserveStock: 1, order.ActivityVoidPayment: 1, order.ActivityReleaseStock: 1},
+			ran:      map[string]int{order.ReserveStock.Name: 1, order.VoidPayment.Name: 1, order.ReleaseStock.Name: 1},
 		},
 		{
 			name: "an undo that fails transiently past the undo bound ends FAILED",
@@ -317,7 +317,7 @@ func TestSagaPaths(t *testing.T) {
 			},
 			want:     order.Result{Status: order.Failed, Reason: order.ReasonCompensationFailed, Seq: 3},
 			statuses: []string{"RESERVED", "FAILED(compensation_failed)"},
-			ran:      map[string]int{order.ActivityReserveStock: 1, order.ActivityVoidPayment: 1},
+			ran:      map[string]int{order.ReserveStock.Name: 1, order.VoidPayment.Name: 1},
 		},
 		{
 			name: "a transition the database refuses for a while is recorded later",
@@ -333,14 +333,14 @@ func TestSagaPaths(t *testing.T) {
 			},
 			want:     order.Result{Status: order.Confirmed, Seq: 4},
 			statuses: []string{"RESERVED", "AUTHORIZED", "CONFIRMED"},
-			ran:      map[string]int{order.ActivityReserveStock: 1, order.ActivityAuthorizePayment: 1, order.ActivityCapturePayment: 1, order.ActivityCommitStock: 1},
+			ran:      map[string]int{order.ReserveStock.Name: 1, order.AuthorizePayment.Name: 1, order.CapturePayment.Name: 1, order.CommitStock.Name: 1},
 		},
 		{
 			name:     "a hung step past its bound is REJECTED(timeout)",
 			script:   func(w *world) { w.reserve = blockUntilCancelled },
 			want:     order.Result{Status: order.Rejected, Reason: order.ReasonTimeout, Seq: 2},
 			statuses: []string{"REJECTED(timeout)"},
-			ran:      map[string]int{order.ActivityReleaseStock: 1},
+			ran:      map[string]int{order.ReleaseStock.Name: 1},
 		},
 		{
 			name: "a failing step past its bound is REJECTED(timeout)",
@@ -351,7 +351,7 @@ func TestSagaPaths(t *testing.T) {
 			},
 			want:     order.Result{Status: order.Rejected, Reason: order.ReasonTimeout, Seq: 3},
 			statuses: []string{"RESERVED", "REJECTED(timeout)"},
-			ran:      map[string]int{order.ActivityReserveStock: 1, order.ActivityVoidPayment: 1, order.ActivityReleaseStock: 1},
+			ran:      map[string]int{order.ReserveStock.Name: 1, order.VoidPayment.Name: 1, order.ReleaseStock.Name: 1},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -383,8 +383,8 @@ func TestSagaPaths(t *testing.T) {
 func checkRan(t *testing.T, w *world, want map[string]int) {
 	t.Helper()
 	for _, name := range []string{
-		order.ActivityReserveStock, order.ActivityAuthorizePayment, order.ActivityCapturePayment,
-		order.ActivityCommitStock, order.ActivityReleaseStock, order.ActivityVoidPayment,
+		order.ReserveStock.Name, order.AuthorizePayment.Name, order.CapturePayment.Name,
+		order.CommitStock.Name, order.ReleaseStock.Name, order.VoidPayment.Name,
 	} {
 		if got := w.called(name); got != want[name] {
 			t.Errorf("%s succeeded %d times, want %d", name, got, want[name])
@@ -424,7 +424,7 @@ func TestCancel(t *testing.T) {
 			script:   func(w *world) { w.reserve = blockUntilCancelled },
 			at:       time.Second,
 			statuses: []string{"CANCELLED(customer)"},
-			ran:      map[string]int{order.ActivityReleaseStock: 1},
+			ran:      map[string]int{order.ReleaseStock.Name: 1},
 			undos:    []string{"release stock"},
 		},
 		{
@@ -432,14 +432,14 @@ func TestCancel(t *testing.T) {
 			script:   func(w *world) { w.authorize = blockUntilCancelled },
 			at:       time.Second,
 			statuses: []string{"RESERVED", "CANCELLED(customer)"},
-			ran:      map[string]int{order.ActivityReserveStock: 1, order.ActivityVoidPayment: 1, order.ActivityReleaseStock: 1},
+			ran:      map[string]int{order.ReserveStock.Name: 1, order.VoidPayment.Name: 1, order.ReleaseStock.Name: 1},
 			undos:    []string{"void payment", "release stock"},
 		},
 		{
 			name:     "after authorization",
 			at:       0, // sent while AUTHORIZED is being recorded, before capture is issued
 			statuses: []string{"RESERVED", "AUTHORIZED", "CANCELLED(customer)"},
-			ran:      map[string]int{order.ActivityReserveStock: 1, order.ActivityAuthorizePayment: 1, order.ActivityVoidPayment: 1, order.ActivityReleaseStock: 1},
+			ran:      map[string]int{order.ReserveStock.Name: 1, order.AuthorizePayment.Name: 1, order.VoidPayment.Name: 1, order.ReleaseStock.Name: 1},
 			undos:    []string{"void payment", "release stock"},
 		},
 	} {
@@ -495,7 +495,7 @@ func TestCancelOfConfirmedOrderIsRefused(t *testing.T) {
 	if updErr == nil {
 		t.Error("cancel of a confirmed order was not refused")
 	}
-	if w.called(order.ActivityVoidPayment) != 0 || w.called(order.ActivityReleaseStock) != 0 {
+	if w.called(order.VoidPayment.Name) != 0 || w.called(order.ReleaseStock.Name) != 0 {
 		t.Error("an undo ran for a confirmed order")
 	}
 }
@@ -506,7 +506,7 @@ func TestCancelRefusedOnceCaptureIssued(t *testing.T) {
 	var updErr error
 	o := execute(t, w, input(), func(env *testsuite.TestWorkflowEnvironment) {
 		env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
-			if info.ActivityType.Name == order.ActivityCommitStock {
+			if info.ActivityType.Name == order.CommitStock.Name {
 				sendCancel(env, order.ReasonCustomer, &view, &updErr)
 			}
 		})
@@ -564,8 +564,8 @@ func TestStatusQuery(t *testing.T) {
 	if res.Status != order.Cancelled || res.Reason != order.ReasonAdmin {
 		t.Errorf("after workflow cancellation: %+v", res)
 	}
-	if w.called(order.ActivityVoidPayment) != 1 || w.called(order.ActivityReleaseStock) != 1 {
-		t.Errorf("undos after workflow cancellation: void %d, release %d", w.called(order.ActivityVoidPayment), w.called(order.ActivityReleaseStock))
+	if w.called(order.VoidPayment.Name) != 1 || w.called(order.ReleaseStock.Name) != 1 {
+		t.Errorf("undos after workflow cancellation: void %d, release %d", w.called(order.VoidPayment.Name), w.called(order.ReleaseStock.Name))
 	}
 }
 
