@@ -11,11 +11,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/ordersaga/ordersaga/activities/orders"
 	"github.com/ordersaga/ordersaga/internal/accounts"
 	"github.com/ordersaga/ordersaga/internal/authn"
 	"github.com/ordersaga/ordersaga/internal/catalog"
 	"github.com/ordersaga/ordersaga/internal/config"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
+	"github.com/ordersaga/ordersaga/internal/outbox"
 	"github.com/ordersaga/ordersaga/internal/postgres"
 	"github.com/ordersaga/ordersaga/internal/temporalclient"
 )
@@ -50,7 +51,7 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometheu
 	defer tc.Close()
 
 	srv := New(Deps{
-		Accounts: accounts.NewStore(authDB), Catalog: catalog.New(catalogDB), Orders: orderstore.New(ordersDB),
+		Accounts: accounts.NewStore(authDB), Catalog: catalog.New(catalogDB), Orders: orders.NewStore(ordersDB), Outbox: outbox.NewLog(ordersDB),
 		Temporal: tc, Tokens: authn.New(cfg.JWTSecret, cfg.JWTTTL, time.Now), Log: log, Registry: reg, Now: time.Now,
 		Codec: payloadCodec,
 	}, Settings{

@@ -16,9 +16,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/ordersaga/ordersaga/activities/orders"
 	"github.com/ordersaga/ordersaga/activities/payment"
 	"github.com/ordersaga/ordersaga/internal/logging"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/replay"
 	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/workers"
@@ -71,7 +71,7 @@ func TestGoldenHistories(t *testing.T) {
 	// `ordersaga replay` and in the tests.
 	c := testkit.PlainTemporalClient(t, addr, ns)
 	log := testkit.Logger()
-	store := orderstore.New(pool)
+	store := orders.NewStore(pool)
 	sim := payment.NewSimulator(pool)
 	sim.SlowDelay = 3 * time.Second
 	provider := &gatedProvider{Provider: sim, gates: map[string]*gate{}}

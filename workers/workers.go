@@ -23,7 +23,6 @@ import (
 	"github.com/ordersaga/ordersaga/activities/payment"
 	"github.com/ordersaga/ordersaga/internal/config"
 	"github.com/ordersaga/ordersaga/internal/kafkaclient"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/outbox"
 	"github.com/ordersaga/ordersaga/internal/postgres"
 	"github.com/ordersaga/ordersaga/internal/temporalclient"
@@ -49,7 +48,7 @@ func Options(w config.Worker) worker.Options {
 func NewOrder(c client.Client, rec orders.Recorder, opts worker.Options, log *zap.Logger) worker.Worker {
 	w := worker.New(c, order.TaskQueueOrders, opts)
 	w.RegisterWorkflowWithOptions(saga.OrderWorkflow, workflow.RegisterOptions{Name: order.WorkflowName})
-	acts := orders.New(rec, log)
+	acts := orders.NewActivities(rec, log)
 	w.RegisterActivityWithOptions(acts.RecordStatus, activity.RegisterOptions{Name: order.ActivityRecordStatus})
 	return w
 }
@@ -112,7 +111,7 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, reg prometheus
 	var background func(ctx context.Context) error
 	switch which {
 	case "order":
-		store := orderstore.New(pool)
+		store := orders.NewStore(pool)
 		w = NewOrder(c, store, opts, log)
 		producer, err := kafkaclient.Producer(cfg.KafkaBrokers, cfg.KafkaTopic, 30*time.Second, log)
 		if err != nil {
@@ -120,7 +119,7 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, reg prometheus
 		}
 		defer producer.Close()
 		relay := outbox.New(pool, producer, outbox.Options{Topic: cfg.KafkaTopic, Partitions: cfg.KafkaPartitions, BatchSize: cfg.OutboxBatchSize}, reg, log)
-		starter := NewStarter(store, c, cfg, log, reg)
+		starter := orders.NewStarter(store, c, cfg, log, reg)
 		background = func(ctx context.Context) error {
 			g, gctx := errgroup.WithContext(ctx)
 			g.Go(func() error { return starter.Run(gctx) })

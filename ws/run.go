@@ -18,7 +18,7 @@ import (
 	"github.com/ordersaga/ordersaga/internal/config"
 	"github.com/ordersaga/ordersaga/internal/kafkaclient"
 	"github.com/ordersaga/ordersaga/internal/metrics"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
+	"github.com/ordersaga/ordersaga/internal/outbox"
 	"github.com/ordersaga/ordersaga/internal/postgres"
 )
 
@@ -122,7 +122,7 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometheu
 			time.Sleep(2 * time.Second)
 		}
 	}()
-	hub := New(orderstore.New(pool), authn.New(cfg.JWTSecret, cfg.JWTTTL, time.Now), Settings{
+	hub := New(outbox.NewLog(pool), authn.New(cfg.JWTSecret, cfg.JWTTTL, time.Now), Settings{
 		Topic: cfg.KafkaTopic, SendBuffer: cfg.WSSendBuffer, AllowedOrigins: cfg.WSAllowedOrigins,
 	}, reg, log)
 	consumed := make(chan struct{})

@@ -24,6 +24,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/ordersaga/ordersaga/activities/orders"
 	"github.com/ordersaga/ordersaga/activities/payment"
 	"github.com/ordersaga/ordersaga/gateway"
 	"github.com/ordersaga/ordersaga/internal/accounts"
@@ -31,7 +32,6 @@ import (
 	"github.com/ordersaga/ordersaga/internal/catalog"
 	"github.com/ordersaga/ordersaga/internal/kafkaclient"
 	"github.com/ordersaga/ordersaga/internal/logging"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/outbox"
 	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/workers"
@@ -46,7 +46,7 @@ const Secret = "systemtest-secret-systemtest-secret!"
 type System struct {
 	T          testing.TB
 	Pool       *pgxpool.Pool
-	Store      *orderstore.Store
+	Store      *orders.Store
 	Temporal   client.Client
 	Brokers    []string
 	Topic      string
@@ -91,7 +91,7 @@ func Start(t testing.TB, opt Options) *System {
 	ctx, cancel := context.WithCancel(context.Background())
 
 	wc := testkit.TemporalClient(t, addr, ns)
-	store := orderstore.New(pool)
+	store := orders.NewStore(pool)
 	sim := payment.NewSimulator(pool)
 	sim.SlowDelay = 3 * time.Second
 	if opt.SlowDelay > 0 {
@@ -138,7 +138,7 @@ func Start(t testing.TB, opt Options) *System {
 	if err := kafkaclient.EnsureTopic(ctx, consumer, topic, 3); err != nil {
 		t.Fatal(err)
 	}
-	hub := ws.New(store, tokens, ws.Settings{Topic: topic, SendBuffer: opt.SendBuffer}, prometheus.NewRegistry(), log)
+	hub := ws.New(outbox.NewLog(pool), tokens, ws.Settings{Topic: topic, SendBuffer: opt.SendBuffer}, prometheus.NewRegistry(), log)
 	hubDone := make(chan struct{})
 	go func() { hub.Consume(ctx, consumer); close(hubDone) }()
 	hubServer := httptest.NewServer(hub.Handler(consumer))
@@ -146,7 +146,7 @@ func Start(t testing.TB, opt Options) *System {
 	s.Hub, s.HubURL, s.HubOpsURL = hub, "ws"+strings.TrimPrefix(hubServer.URL, "http")+"/ws", hubOps.URL
 
 	gw := gateway.New(gateway.Deps{
-		Accounts: accounts.NewStore(pool), Catalog: catalog.New(pool), Orders: store, Temporal: tc,
+		Accounts: accounts.NewStore(pool), Catalog: catalog.New(pool), Orders: store, Outbox: outbox.NewLog(pool), Temporal: tc,
 		Tokens: tokens, Log: log, Registry: prometheus.NewRegistry(), Now: time.Now, Codec: testkit.Codec(),
 	}, gateway.Settings{Timeouts: order.Timeouts{Step: time.Minute}, CursorKey: gateway.CursorKey(Secret), WSURL: s.HubURL, HubStatusURL: s.HubOpsURL + "/status", Namespace: ns,
 		TemporalUIURL: "http://" + addr, StartTimeout: opt.StartTimeout})
@@ -168,7 +168,7 @@ func Start(t testing.TB, opt Options) *System {
 		producer.Close()
 		tc.Close()
 	})
-	if _, err := accounts.NewStore(pool).Create(context.Background(), "root@example.com", "Root", "admin-password", accounts.RoleAdmin); err != nil {
+	if _, err := accounts.NewStore(pool).Create(context.Background(), "root@example.com", "Root", "admin-password", order.RoleAdmin); err != nil {
 		t.Fatal(err)
 	}
 	s.AdminToken = s.Login("root@example.com", "admin-password")
