@@ -17,13 +17,14 @@ import (
 	"github.com/ordersaga/ordersaga/internal/apperr"
 	"github.com/ordersaga/ordersaga/internal/authn"
 	"github.com/ordersaga/ordersaga/internal/ratelimit"
+	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
 type userJSON struct {
-	ID    string `json:"id"`
-	Email string `json:"email"`
-	Name  string `json:"name"`
-	Role  string `json:"role"`
+	ID    string     `json:"id"`
+	Email string     `json:"email"`
+	Name  string     `json:"name"`
+	Role  order.Role `json:"role"`
 }
 
 func toUserJSON(u accounts.User) userJSON {
@@ -75,7 +76,7 @@ func (s *Server) register(c *gin.Context) {
 		s.rateLimited(c, "registrations", wait, "too many registrations from this address; wait and retry")
 		return
 	}
-	u, err := s.accounts.Create(c, req.Email, strings.TrimSpace(req.Name), req.Password, accounts.RoleCustomer)
+	u, err := s.accounts.Create(c, req.Email, strings.TrimSpace(req.Name), req.Password, order.RoleCustomer)
 	if errors.Is(err, accounts.ErrEmailTaken) {
 		s.fail(c, apperr.New(apperr.Conflict, "an account with this email exists"))
 		return

@@ -16,7 +16,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/ordersaga/ordersaga/internal/orderstore"
+	"github.com/ordersaga/ordersaga/activities/orders"
 	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/internal/testkit/system"
 )
@@ -32,7 +32,7 @@ type stack struct {
 	pool     *pgxpool.Pool
 	temporal client.Client
 	engine   *gin.Engine
-	store    *orderstore.Store
+	store    *orders.Store
 	admin    string
 	users    *atomic.Int64
 }

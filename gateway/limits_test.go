@@ -18,12 +18,13 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/ordersaga/ordersaga/activities/inventory"
+	"github.com/ordersaga/ordersaga/activities/orders"
 	"github.com/ordersaga/ordersaga/gateway"
 	"github.com/ordersaga/ordersaga/internal/accounts"
 	"github.com/ordersaga/ordersaga/internal/authn"
 	"github.com/ordersaga/ordersaga/internal/config"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/testkit"
+	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
 // peer is a browser or script at one address: its connections leave
@@ -104,7 +105,7 @@ func gatewayWith(t *testing.T, vars map[string]string) (url string, accts *accou
 	t.Cleanup(tc.Close)
 	accts = accounts.NewStore(pool)
 	gw := gateway.New(gateway.Deps{
-		Accounts: accts, Catalog: inventory.NewCatalog(pool), Orders: orderstore.New(pool), Temporal: tc,
+		Accounts: accts, Catalog: inventory.NewCatalog(pool), Orders: orders.NewStore(pool), Temporal: tc,
 		Tokens: authn.New(secret, time.Hour, time.Now), Log: testkit.Logger(), Registry: prometheus.NewRegistry(), Now: time.Now,
 	}, gateway.Settings{CursorKey: gateway.CursorKey(secret), WSURL: "ws://127.0.0.1:1/ws",
 		TemporalUIURL: cfg.TemporalUIURL, TrustedProxies: cfg.TrustedProxies, CORSOrigins: cfg.CORSAllowedOrigins})
@@ -141,7 +142,7 @@ func TestManyShoppersSignInFromOneAddress(t *testing.T) {
 	const shoppers = 30
 	for i := 0; i < shoppers; i++ {
 		// Created in the store: registration has its own limit, tested below.
-		if _, err := store.Create(context.Background(), fmt.Sprintf("office%d@example.com", i), "Office", "password123", accounts.RoleCustomer); err != nil {
+		if _, err := store.Create(context.Background(), fmt.Sprintf("office%d@example.com", i), "Office", "password123", order.RoleCustomer); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -164,7 +165,7 @@ func TestManyShoppersSignInFromOneAddress(t *testing.T) {
 // address and then from many: the owner still signs in from their own.
 func TestAttackerCannotLockTheOwnerOut(t *testing.T) {
 	s := newStack(t, options{noWorkers: true})
-	if _, err := accounts.NewStore(s.pool).Create(context.Background(), "owner@example.com", "Owner", "owner-password", accounts.RoleCustomer); err != nil {
+	if _, err := accounts.NewStore(s.pool).Create(context.Background(), "owner@example.com", "Owner", "owner-password", order.RoleCustomer); err != nil {
 		t.Fatal(err)
 	}
 	attacker := peerAt(t, s.url, "127.0.0.10")

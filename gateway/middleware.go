@@ -19,6 +19,7 @@ import (
 	"github.com/ordersaga/ordersaga/internal/apperr"
 	"github.com/ordersaga/ordersaga/internal/authn"
 	"github.com/ordersaga/ordersaga/internal/metrics"
+	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
 const (
@@ -101,7 +102,7 @@ func claimsOf(c *gin.Context) authn.Claims {
 }
 
 func (s *Server) admin(c *gin.Context) {
-	if claimsOf(c).Role != "admin" {
+	if claimsOf(c).Role != order.RoleAdmin {
 		s.fail(c, apperr.New(apperr.Forbidden, "this needs an admin"))
 		return
 	}
@@ -109,7 +110,7 @@ func (s *Server) admin(c *gin.Context) {
 }
 
 func (s *Server) customer(c *gin.Context) {
-	if claimsOf(c).Role != "customer" {
+	if claimsOf(c).Role != order.RoleCustomer {
 		s.fail(c, apperr.New(apperr.Forbidden, "only customers place orders"))
 		return
 	}

@@ -17,10 +17,10 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 
+	"github.com/ordersaga/ordersaga/activities/orders"
 	"github.com/ordersaga/ordersaga/activities/payment"
 	"github.com/ordersaga/ordersaga/internal/apperr"
 	"github.com/ordersaga/ordersaga/internal/authn"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
@@ -125,7 +125,7 @@ func (s *Server) createOrder(c *gin.Context) {
 		s.fail(c, dependency(err, "the catalogue"))
 		return
 	}
-	n := orderstore.NewOrder{ID: uuid.New(), CustomerID: customer, PaymentMethod: req.PaymentMethod}
+	n := orders.NewOrder{ID: uuid.New(), CustomerID: customer, PaymentMethod: req.PaymentMethod}
 	for _, it := range items {
 		p, ok := prices[it.SKU]
 		switch {
@@ -214,20 +214,20 @@ func (s *Server) start(ctx context.Context, in order.Input, log *zap.Logger) {
 
 // visibleOrder loads the :id order if the caller may see it. Another
 // customer's order is not found, so that its existence does not leak.
-func (s *Server) visibleOrder(c *gin.Context) (orderstore.Order, bool) {
+func (s *Server) visibleOrder(c *gin.Context) (orders.Order, bool) {
 	id, err := uuid.Parse(c.Param("id"))
 	if err != nil {
 		s.fail(c, notFound("order not found"))
-		return orderstore.Order{}, false
+		return orders.Order{}, false
 	}
 	o, err := s.orders.Get(c, id)
 	if err != nil {
 		s.fail(c, dependency(err, "the order store"))
-		return orderstore.Order{}, false
+		return orders.Order{}, false
 	}
-	if cl := claimsOf(c); cl.Role != "admin" && o.CustomerID != cl.UserID {
+	if cl := claimsOf(c); cl.Role != order.RoleAdmin && o.CustomerID != cl.UserID {
 		s.fail(c, notFound("order not found"))
-		return orderstore.Order{}, false
+		return orders.Order{}, false
 	}
 	return o, true
 }
@@ -238,19 +238,14 @@ func (s *Server) getOrder(c *gin.Context) {
 	}
 }
 
-var statuses = map[string]bool{
-	"PENDING": true, "RESERVED": true, "AUTHORIZED": true, "CONFIRMED": true,
-	"REJECTED": true, "CANCELLED": true, "FAILED": true,
-}
-
 func (s *Server) listOrders(c *gin.Context) {
 	cl := claimsOf(c)
-	f := orderstore.ListFilter{Status: c.Query("status")}
-	if cl.Role != "admin" {
+	f := orders.ListFilter{Status: order.Status(c.Query("status"))}
+	if cl.Role != order.RoleAdmin {
 		f.CustomerID = cl.UserID
 	}
-	if f.Status != "" && !statuses[f.Status] {
-		s.fail(c, apperr.Invalid("status", "status must be one of PENDING, RESERVED, AUTHORIZED, CONFIRMED, REJECTED, CANCELLED, FAILED"))
+	if f.Status != "" && !f.Status.Valid() {
+		s.fail(c, apperr.Invalid("status", "status must be one of %s", statusList()))
 		return
 	}
 	var err error
@@ -259,19 +254,19 @@ func (s *Server) listOrders(c *gin.Context) {
 		return
 	}
 	if raw := c.Query("cursor"); raw != "" {
-		var cur orderstore.Cursor
+		var cur orders.Cursor
 		if err := s.cursors.open("orders", raw, &cur); err != nil {
 			s.fail(c, err)
 			return
 		}
 		f.After = &cur
 	}
-	orders, next, err := s.orders.List(c, f)
+	list, next, err := s.orders.List(c, f)
 	if err != nil {
 		s.fail(c, dependency(err, "the order store"))
 		return
 	}
-	out := page[orderstore.Order]{Items: orders}
+	out := page[orders.Order]{Items: list}
 	if next != nil {
 		out.NextCursor = s.cursors.seal("orders", next)
 	}
@@ -288,7 +283,7 @@ func (s *Server) orderEvents(c *gin.Context) {
 	if !ok {
 		return
 	}
-	events, err := s.orders.Events(c, o.ID, int(after))
+	events, err := s.outbox.Events(c, o.ID, int(after))
 	if err != nil {
 		s.fail(c, dependency(err, "the order store"))
 		return
@@ -314,7 +309,7 @@ func (s *Server) cancelOrder(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if terminal(o.Status) {
+	if o.Status.Terminal() {
 		s.fail(c, apperr.New(apperr.Conflict, "the order is already %s", o.Status))
 		return
 	}
@@ -324,7 +319,7 @@ func (s *Server) cancelOrder(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	log.Info("order cancellation accepted", zap.String("by", cl.Role))
+	log.Info("order cancellation accepted", zap.String("by", string(cl.Role)))
 	o, err := s.orders.Get(c, o.ID)
 	if err != nil {
 		s.fail(c, dependency(err, "the order store"))
@@ -336,11 +331,11 @@ func (s *Server) cancelOrder(c *gin.Context) {
 // cancel sends the workflow's cancel update. An order whose workflow was
 // never started (Temporal was down when it was accepted) is started first,
 // so that it is cancelled by the same saga that would have run it.
-func (s *Server) cancel(c *gin.Context, o orderstore.Order, cl authn.Claims, log *zap.Logger) error {
+func (s *Server) cancel(c *gin.Context, o orders.Order, cl authn.Claims, log *zap.Logger) error {
 	ctx, done := context.WithTimeout(c, s.settings.CancelTimeout)
 	defer done()
 	reason := order.ReasonCustomer
-	if cl.Role == "admin" {
+	if cl.Role == order.RoleAdmin {
 		reason = order.ReasonAdmin
 	}
 	update := func() error {
@@ -360,7 +355,7 @@ func (s *Server) cancel(c *gin.Context, o orderstore.Order, cl authn.Claims, log
 	var notFoundErr *serviceerror.NotFound
 	if errors.As(err, &notFoundErr) {
 		cur, gerr := s.orders.Get(ctx, o.ID)
-		if gerr == nil && terminal(cur.Status) {
+		if gerr == nil && cur.Status.Terminal() {
 			return apperr.New(apperr.Conflict, "the order is already %s", cur.Status)
 		}
 		in, unstarted, ierr := s.orders.UnstartedInput(ctx, o.ID, s.settings.Timeouts)
@@ -397,4 +392,11 @@ func (s *Server) cancel(c *gin.Context, o orderstore.Order, cl authn.Claims, log
 	}
 }
 
-func terminal(status string) bool { return order.Status(status).Terminal() }
+// statusList names every status, for an error message.
+func statusList() string {
+	names := make([]string, 0, len(order.Statuses()))
+	for _, st := range order.Statuses() {
+		names = append(names, string(st))
+	}
+	return strings.Join(names, ", ")
+}

@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ordersaga/ordersaga/activities/orders"
 	"github.com/ordersaga/ordersaga/internal/localstack/ports"
 	"github.com/ordersaga/ordersaga/internal/localstack/temporalserver"
 	"github.com/ordersaga/ordersaga/internal/temporalsetup"
 	"github.com/ordersaga/ordersaga/internal/testkit"
-	"github.com/ordersaga/ordersaga/workers"
 )
 
 // TestOrdersAreAcceptedWhileTemporalIsDown: with Temporal stopped, POST
@@ -52,7 +52,7 @@ func TestOrdersAreAcceptedWhileTemporalIsDown(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
-		_ = workers.NewStarter(s.store, testkit.TemporalClient(t, tmp.addr(), "default"), workers.StarterSettings{Interval: 200 * time.Millisecond}, testkit.Logger(), nil).Run(ctx)
+		_ = orders.NewStarter(s.store, testkit.TemporalClient(t, tmp.addr(), "default"), orders.StarterSettings{Interval: 200 * time.Millisecond}, testkit.Logger(), nil).Run(ctx)
 		close(done)
 	}()
 	defer func() { stop(); <-done }()

@@ -15,10 +15,11 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ordersaga/ordersaga/activities/inventory"
+	"github.com/ordersaga/ordersaga/activities/orders"
 	"github.com/ordersaga/ordersaga/internal/accounts"
 	"github.com/ordersaga/ordersaga/internal/authn"
 	"github.com/ordersaga/ordersaga/internal/codec"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
+	"github.com/ordersaga/ordersaga/internal/outbox"
 	"github.com/ordersaga/ordersaga/internal/ratelimit"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
@@ -53,7 +54,8 @@ type Settings struct {
 type Server struct {
 	accounts *accounts.Store
 	catalog  *inventory.Catalog
-	orders   *orderstore.Store
+	orders   *orders.Store
+	outbox   *outbox.Log
 	temporal client.Client
 	codec    converter.PayloadCodec
 	tokens   *authn.Tokens
@@ -75,7 +77,9 @@ type Server struct {
 type Deps struct {
 	Accounts *accounts.Store
 	Catalog  *inventory.Catalog
-	Orders   *orderstore.Store
+	Orders   *orders.Store
+	// Outbox reads orders' events and the relay's progress.
+	Outbox   *outbox.Log
 	Temporal client.Client
 	Tokens   *authn.Tokens
 	Log      *zap.Logger
@@ -103,7 +107,7 @@ func New(deps Deps, s Settings) *Server {
 		deps.Codec, _ = codec.New(nil) // no keys: cannot fail
 	}
 	return &Server{
-		accounts: deps.Accounts, catalog: deps.Catalog, orders: deps.Orders, temporal: deps.Temporal, codec: deps.Codec,
+		accounts: deps.Accounts, catalog: deps.Catalog, orders: deps.Orders, outbox: deps.Outbox, temporal: deps.Temporal, codec: deps.Codec,
 		tokens: deps.Tokens, log: deps.Log.With(zap.String("service", "gateway")), listener: deps.Listener, reg: deps.Registry, now: deps.Now, settings: s,
 		cursors: cursors{key: s.CursorKey},
 		logins:  ratelimit.NewLogins(deps.Now),

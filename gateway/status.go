@@ -12,7 +12,6 @@ import (
 	taskqueuepb "go.temporal.io/api/taskqueue/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
-	"github.com/ordersaga/ordersaga/internal/outbox"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
@@ -75,7 +74,7 @@ func (s *Server) systemStatus(c *gin.Context) {
 	out.Components = append(out.Components, workers...)
 	out.Components = append(out.Components, hub, s.relayStatus(ctx))
 
-	if n, age, err := s.orders.OutboxLag(ctx); err == nil {
+	if n, age, err := s.outbox.Lag(ctx); err == nil {
 		out.Outbox = &outboxStatus{Unpublished: n, OldestAgeSeconds: age.Seconds()}
 	}
 	c.JSON(http.StatusOK, out)
@@ -110,7 +109,7 @@ func (s *Server) workerStatus(ctx context.Context, name, queue string, typ enums
 // relayStatus: the relay is up while a session holds its advisory lock.
 func (s *Server) relayStatus(ctx context.Context) componentStatus {
 	st := componentStatus{Name: "outbox relay"}
-	active, last, err := s.orders.RelayStatus(ctx, outbox.LockKey)
+	active, last, err := s.outbox.RelayStatus(ctx)
 	if err != nil {
 		st.Detail = "orders database unavailable"
 		return st

@@ -15,11 +15,10 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/ordersaga/ordersaga/activities/inventory"
+	"github.com/ordersaga/ordersaga/activities/orders"
 	"github.com/ordersaga/ordersaga/activities/payment"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/testkit"
 	sys "github.com/ordersaga/ordersaga/internal/testkit/system"
-	"github.com/ordersaga/ordersaga/workers"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
@@ -31,8 +30,8 @@ type system struct {
 	*sys.System
 	pool    *pgxpool.Pool
 	client  client.Client
-	store   *orderstore.Store
-	starter *workers.Starter
+	store   *orders.Store
+	starter *orders.Starter
 }
 
 func startSystem(t testing.TB) *system {
@@ -50,7 +49,7 @@ func startSystemWithoutOrderWorker(t testing.TB) *system {
 func newSystem(t testing.TB, opt sys.Options) *system {
 	t.Helper()
 	s := sys.Start(t, opt)
-	starter := workers.NewStarter(s.Store, s.Temporal, workers.StarterSettings{Interval: 200 * time.Millisecond, Timeouts: order.Timeouts{Step: time.Minute}},
+	starter := orders.NewStarter(s.Store, s.Temporal, orders.StarterSettings{Interval: 200 * time.Millisecond, Timeouts: order.Timeouts{Step: time.Minute}},
 		testkit.Logger(), prometheus.NewRegistry())
 	return &system{System: s, pool: s.Pool, client: s.Temporal, store: s.Store, starter: starter}
 }
@@ -71,12 +70,12 @@ func (s *system) product(t testing.TB, sku string, price int64, stock map[string
 	}
 }
 
-func newOrder(token string, lines ...order.Line) orderstore.NewOrder {
-	return orderstore.NewOrder{ID: uuid.New(), CustomerID: uuid.New(), Lines: lines, PaymentMethod: token, Currency: "USD"}
+func newOrder(token string, lines ...order.Line) orders.NewOrder {
+	return orders.NewOrder{ID: uuid.New(), CustomerID: uuid.New(), Lines: lines, PaymentMethod: token, Currency: "USD"}
 }
 
 // place records the order as the gateway does and, if start, starts its workflow.
-func (s *system) place(t testing.TB, n orderstore.NewOrder, start bool) {
+func (s *system) place(t testing.TB, n orders.NewOrder, start bool) {
 	t.Helper()
 	ctx := context.Background()
 	if err := s.store.CreatePending(ctx, n); err != nil {
@@ -187,8 +186,8 @@ func TestHundredOrdersEndToEnd(t *testing.T) {
 		payment.TokenCaptureFails:      {"REJECTED(capture_failed)"},
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	var placed []orderstore.NewOrder
-	var cancelled []orderstore.NewOrder
+	var placed []orders.NewOrder
+	var cancelled []orders.NewOrder
 	for i := 0; i < 100; i++ {
 		token := tokens[i%len(tokens)]
 		lines := []order.Line{{SKU: "PLENTY-1", Name: "Plenty", Quantity: 1 + rng.IntN(3), UnitPriceCents: 1000}}
@@ -223,7 +222,7 @@ func TestHundredOrdersEndToEnd(t *testing.T) {
 	var wg sync.WaitGroup
 	for _, n := range cancelled {
 		wg.Add(1)
-		go func(n orderstore.NewOrder) {
+		go func(n orders.NewOrder) {
 			defer wg.Done()
 			s.cancelWhen(t, n.ID, order.Reserved)
 		}(n)
@@ -381,7 +380,7 @@ func TestRepairFinishesATerminatedOrder(t *testing.T) {
 	for s.status(t, n.ID) != "RESERVED" && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if _, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testkit.Logger()); err == nil {
+	if _, err := orders.Repair(ctx, n.ID, s.store, payment.NewOperator(s.pool, payment.NewProvider(s.pool), testkit.Logger()), inventory.New(s.pool, testkit.Logger()), s.client, testkit.Logger()); err == nil {
 		t.Error("repair of a running order was allowed")
 	}
 	if err := s.client.TerminateWorkflow(ctx, order.WorkflowID(n.ID.String()), "", "operator mistake"); err != nil {
@@ -389,7 +388,7 @@ func TestRepairFinishesATerminatedOrder(t *testing.T) {
 	}
 	// Let the authorization that was in flight finish at the provider.
 	time.Sleep(2500 * time.Millisecond)
-	rep, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testkit.Logger())
+	rep, err := orders.Repair(ctx, n.ID, s.store, payment.NewOperator(s.pool, payment.NewProvider(s.pool), testkit.Logger()), inventory.New(s.pool, testkit.Logger()), s.client, testkit.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,7 +399,7 @@ func TestRepairFinishesATerminatedOrder(t *testing.T) {
 		t.Errorf("order is %s", got)
 	}
 	// Running it again changes nothing.
-	if _, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testkit.Logger()); err != nil {
+	if _, err := orders.Repair(ctx, n.ID, s.store, payment.NewOperator(s.pool, payment.NewProvider(s.pool), testkit.Logger()), inventory.New(s.pool, testkit.Logger()), s.client, testkit.Logger()); err != nil {
 		t.Errorf("second repair: %v", err)
 	}
 	var reserved int

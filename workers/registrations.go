@@ -26,7 +26,7 @@ type registration struct {
 // orderActivities is what the order worker registers: RecordStatus, which
 // the workflow runs as a local activity on the same worker.
 func orderActivities(rec orders.Recorder, log *zap.Logger) registration {
-	return registration{worker: "order", taskQueue: order.TaskQueueOrders, activities: orders.New(rec, log)}
+	return registration{worker: "order", taskQueue: order.TaskQueueOrders, activities: orders.NewActivities(rec, log)}
 }
 
 // productActivities is what the product worker registers: the inventory

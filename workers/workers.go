@@ -22,9 +22,9 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ordersaga/ordersaga/activities/orders"
 	"github.com/ordersaga/ordersaga/activities/payment"
 	"github.com/ordersaga/ordersaga/internal/config"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/workflows/order"
 	"github.com/ordersaga/ordersaga/workflows/order/saga"
 )
@@ -76,7 +76,7 @@ func (w *Worker) Run(ctx context.Context) error {
 type OrderDeps struct {
 	Temporal client.Client
 	// Orders is the orders schema.
-	Orders   *orderstore.Store
+	Orders   *orders.Store
 	Registry prometheus.Registerer
 	Log      *zap.Logger
 }
@@ -87,7 +87,7 @@ type OrderSettings struct {
 	// Starter tunes the starter of orders whose workflow was never
 	// started, which runs beside the worker. Production always runs one;
 	// nil runs none, for tests that drive a starter themselves.
-	Starter *StarterSettings
+	Starter *orders.StarterSettings
 }
 
 // NewOrder returns the order worker: the workflow, its local activity and
@@ -98,7 +98,7 @@ func NewOrder(d OrderDeps, s OrderSettings) *Worker {
 	w.RegisterWorkflowWithOptions(saga.OrderWorkflow, workflow.RegisterOptions{Name: order.WorkflowName})
 	out := &Worker{name: "order", w: w, log: log}
 	if s.Starter != nil {
-		out.beside = NewStarter(d.Orders, d.Temporal, *s.Starter, log, d.Registry).Run
+		out.beside = orders.NewStarter(d.Orders, d.Temporal, *s.Starter, log, d.Registry).Run
 	}
 	return out
 }

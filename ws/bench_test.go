@@ -19,8 +19,8 @@ import (
 
 	"github.com/ordersaga/ordersaga/internal/authn"
 	"github.com/ordersaga/ordersaga/internal/kafkaclient"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/testkit"
+	"github.com/ordersaga/ordersaga/workflows/order"
 	"github.com/ordersaga/ordersaga/ws"
 )
 
@@ -121,14 +121,14 @@ func fanout(b *testing.B, clients int) {
 
 	b.ResetTimer()
 	start := time.Now()
-	order := uuid.New()
+	orderID := uuid.New()
 	tick := time.NewTicker(time.Second / eventRate)
 	for seq := 1; seq <= events; seq++ {
 		<-tick.C
-		e := orderstore.Complete(orderstore.Event{OrderID: order, CustomerID: uuid.New(), Seq: seq, Status: "PENDING", OccurredAt: time.Now()})
+		e := order.OrderEvent{OrderID: orderID, CustomerID: uuid.New(), Seq: seq, Status: "PENDING", OccurredAt: time.Now()}.Complete()
 		data, _ := json.Marshal(e)
 		sent[seq] = time.Now()
-		producer.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(order.String()), Value: data}, nil)
+		producer.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(orderID.String()), Value: data}, nil)
 	}
 	tick.Stop()
 	wg.Wait()

@@ -19,7 +19,7 @@ import (
 
 	"github.com/ordersaga/ordersaga/internal/apperr"
 	"github.com/ordersaga/ordersaga/internal/authn"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
+	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
 // Close codes. 4000-4999 are the application's own.
@@ -97,7 +97,7 @@ func (f *finishedRing) add(id uuid.UUID, seq int) {
 }
 
 type pending struct {
-	e    orderstore.Event
+	e    order.OrderEvent
 	data []byte
 }
 
@@ -216,7 +216,7 @@ func (c *conn) handle(f frame) {
 		addTo(c.hub.byCustomer, c.claims.UserID, c)
 		c.hub.mu.Unlock()
 	case f.Type == "subscribe" && f.Scope == "all":
-		if c.claims.Role != "admin" {
+		if c.claims.Role != order.RoleAdmin {
 			c.error(apperr.Forbidden, "scope all is for admins")
 			return
 		}
@@ -286,7 +286,7 @@ func (c *conn) subscribeOrder(raw string, afterSeq *int) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), replayLimit)
 	defer cancel()
-	if c.claims.Role != "admin" {
+	if c.claims.Role != order.RoleAdmin {
 		owner, err := c.hub.events.Owner(ctx, id)
 		if apperr.Is(err, apperr.NotFound) || (err == nil && owner != c.claims.UserID) {
 			c.error(apperr.NotFound, "order not found") // never reveal another customer's order
@@ -364,7 +364,7 @@ func (c *conn) subscribeOrder(raw string, afterSeq *int) {
 	}
 }
 
-func (c *conn) deliver(e orderstore.Event, data []byte) {
+func (c *conn) deliver(e order.OrderEvent, data []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if held, ok := c.replaying[e.OrderID]; ok {
@@ -378,26 +378,23 @@ func (c *conn) deliver(e orderstore.Event, data []byte) {
 }
 
 // wantsLocked says whether a subscription of this connection covers e.
-func (c *conn) wantsLocked(e orderstore.Event) bool {
+func (c *conn) wantsLocked(e order.OrderEvent) bool {
 	return c.all || c.orders[e.OrderID] || (c.mine && e.CustomerID == c.claims.UserID)
 }
 
 // emitLocked queues an event unless this connection already had it.
-func (c *conn) emitLocked(e orderstore.Event, data []byte) {
+func (c *conn) emitLocked(e order.OrderEvent, data []byte) {
 	if e.Seq <= c.last[e.OrderID] || e.Seq <= c.finished.seq[e.OrderID] {
 		return
 	}
 	c.last[e.OrderID] = e.Seq
-	if terminal[e.Status] && !c.orders[e.OrderID] {
+	if e.Status.Terminal() && !c.orders[e.OrderID] {
 		delete(c.last, e.OrderID)
 		c.finished.add(e.OrderID, e.Seq)
 	}
 	c.queueLocked(data)
 	c.hub.m.delivered.Inc()
 }
-
-// terminal are the statuses after which an order has no more events.
-var terminal = map[string]bool{"CONFIRMED": true, "REJECTED": true, "CANCELLED": true, "FAILED": true}
 
 // tracked is how many orders the connection remembers, for tests.
 func (c *conn) tracked() int {

@@ -10,8 +10,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ordersaga/ordersaga/internal/authn"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/testkit"
+	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
 // TestScopeConnectionMemoryIsBounded: a connection following "all" over
@@ -21,8 +21,8 @@ func TestScopeConnectionMemoryIsBounded(t *testing.T) {
 	h := New(Deps{Log: testkit.Logger()}, Settings{SendBuffer: 1 << 20})
 	c := &conn{hub: h, send: make(chan []byte, 1<<20), closing: make(chan struct{}), all: true,
 		last: map[uuid.UUID]int{}, replaying: map[uuid.UUID][]pending{}, orders: map[uuid.UUID]bool{}, log: testkit.Logger()}
-	event := func(id uuid.UUID, seq int, status string) {
-		e := orderstore.Complete(orderstore.Event{OrderID: id, Seq: seq, Status: status})
+	event := func(id uuid.UUID, seq int, status order.Status) {
+		e := order.OrderEvent{OrderID: id, Seq: seq, Status: status}.Complete()
 		data, _ := json.Marshal(e)
 		c.deliver(e, data)
 	}
@@ -49,10 +49,10 @@ func TestScopeConnectionMemoryIsBounded(t *testing.T) {
 	}
 }
 
-type fakeEvents struct{ events []orderstore.Event }
+type fakeEvents struct{ events []order.OrderEvent }
 
-func (f fakeEvents) Events(_ context.Context, _ uuid.UUID, after int) ([]orderstore.Event, error) {
-	var out []orderstore.Event
+func (f fakeEvents) Events(_ context.Context, _ uuid.UUID, after int) ([]order.OrderEvent, error) {
+	var out []order.OrderEvent
 	for _, e := range f.events {
 		if e.Seq > after {
 			out = append(out, e)
@@ -67,9 +67,9 @@ func (f fakeEvents) Ping(context.Context) error                          { retur
 // and finished is replayed in full when the client subscribes to it.
 func TestExplicitReplayOfAFinishedOrder(t *testing.T) {
 	id := uuid.New()
-	var history []orderstore.Event
-	for seq, st := range []string{"PENDING", "RESERVED", "AUTHORIZED", "CONFIRMED"} {
-		history = append(history, orderstore.Complete(orderstore.Event{OrderID: id, Seq: seq + 1, Status: st}))
+	var history []order.OrderEvent
+	for seq, st := range []order.Status{"PENDING", "RESERVED", "AUTHORIZED", "CONFIRMED"} {
+		history = append(history, order.OrderEvent{OrderID: id, Seq: seq + 1, Status: st}.Complete())
 	}
 	h := New(Deps{Events: fakeEvents{history}, Log: testkit.Logger()}, Settings{})
 	c := &conn{hub: h, send: make(chan []byte, 64), closing: make(chan struct{}), claims: authn.Claims{Role: "admin"}, all: true,
@@ -92,7 +92,7 @@ func TestExplicitReplayOfAFinishedOrder(t *testing.T) {
 // arriving while the replay runs).
 type failingEvents struct{ during func() }
 
-func (f failingEvents) Events(context.Context, uuid.UUID, int) ([]orderstore.Event, error) {
+func (f failingEvents) Events(context.Context, uuid.UUID, int) ([]order.OrderEvent, error) {
 	f.during()
 	return nil, errors.New("the database went away")
 }
@@ -106,8 +106,8 @@ func (f failingEvents) Ping(context.Context) error                          { re
 // and later events come through the scope alone.
 func TestFailedReplayLeavesScopesWhole(t *testing.T) {
 	id := uuid.New()
-	ev := func(seq int, status string) (orderstore.Event, []byte) {
-		e := orderstore.Complete(orderstore.Event{OrderID: id, Seq: seq, Status: status})
+	ev := func(seq int, status order.Status) (order.OrderEvent, []byte) {
+		e := order.OrderEvent{OrderID: id, Seq: seq, Status: status}.Complete()
 		data, _ := json.Marshal(e)
 		return e, data
 	}

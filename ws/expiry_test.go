@@ -11,11 +11,12 @@ import (
 	"github.com/ordersaga/ordersaga/internal/authn"
 	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/internal/testkit/system"
+	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
 // shortToken is a token of the test system that expires within ttl (exp
 // has whole seconds), and its exp.
-func shortToken(t *testing.T, id uuid.UUID, role string, ttl time.Duration) (string, time.Time) {
+func shortToken(t *testing.T, id uuid.UUID, role order.Role, ttl time.Duration) (string, time.Time) {
 	t.Helper()
 	tok, exp, err := authn.New(system.Secret, ttl, time.Now).Issue(authn.Claims{UserID: id, Role: role})
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 
 	"github.com/ordersaga/ordersaga/internal/apperr"
 	"github.com/ordersaga/ordersaga/internal/authn"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
+	"github.com/ordersaga/ordersaga/workflows/order"
 	"github.com/ordersaga/ordersaga/ws"
 )
 
@@ -28,11 +28,11 @@ import (
 // database round trip per frame would turn into dozens.
 type memEvents struct {
 	owner  uuid.UUID
-	orders map[uuid.UUID][]orderstore.Event
+	orders map[uuid.UUID][]order.OrderEvent
 }
 
-func (m memEvents) Events(_ context.Context, id uuid.UUID, after int) ([]orderstore.Event, error) {
-	var out []orderstore.Event
+func (m memEvents) Events(_ context.Context, id uuid.UUID, after int) ([]order.OrderEvent, error) {
+	var out []order.OrderEvent
 	for _, e := range m.orders[id] {
 		if e.Seq > after {
 			out = append(out, e)
@@ -67,10 +67,10 @@ var (
 func newFrameHub(f *testing.F) frameHub {
 	frameHubOnce.Do(func() {
 		customer, mine, probe := uuid.New(), uuid.MustParse("7f1c1a52-8a3e-4c59-9b0e-2b1f4c7d9e01"), uuid.New()
-		events := memEvents{owner: customer, orders: map[uuid.UUID][]orderstore.Event{}}
+		events := memEvents{owner: customer, orders: map[uuid.UUID][]order.OrderEvent{}}
 		for _, id := range []uuid.UUID{mine, probe} {
-			for seq, st := range []string{"PENDING", "RESERVED"} {
-				events.orders[id] = append(events.orders[id], orderstore.Complete(orderstore.Event{OrderID: id, CustomerID: customer, Seq: seq + 1, Status: st}))
+			for seq, st := range []order.Status{"PENDING", "RESERVED"} {
+				events.orders[id] = append(events.orders[id], order.OrderEvent{OrderID: id, CustomerID: customer, Seq: seq + 1, Status: st}.Complete())
 			}
 		}
 		tokens := authn.New(strings.Repeat("f", 32), time.Hour, time.Now)

@@ -2,8 +2,9 @@
 // pushes each event to the connections subscribed to its order, its
 // customer ("mine") or everything ("all", admins), exactly once per
 // connection and in seq order per order. A subscription with after_seq is
-// first replayed from orders.order_events, so a client that reconnects
-// misses nothing.
+// first replayed from the outbox (Events), so a client that reconnects
+// misses nothing. Events are the contract's order.OrderEvent; the hub
+// knows no database.
 package ws
 
 import (
@@ -21,13 +22,17 @@ import (
 
 	"github.com/ordersaga/ordersaga/internal/authn"
 	"github.com/ordersaga/ordersaga/internal/metrics"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
+	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
-// Events is what the hub reads from the orders schema.
+// Events is what the hub reads of the orders' events (an *outbox.Log).
 type Events interface {
-	Events(ctx context.Context, orderID uuid.UUID, afterSeq int) ([]orderstore.Event, error)
+	// Events returns the order's events after afterSeq, in seq order.
+	Events(ctx context.Context, orderID uuid.UUID, afterSeq int) ([]order.OrderEvent, error)
+	// Owner returns the customer who placed the order; an unknown order
+	// is an apperr.NotFound.
 	Owner(ctx context.Context, orderID uuid.UUID) (uuid.UUID, error)
+	// Ping checks the database behind the events, for /readyz.
 	Ping(ctx context.Context) error
 }
 
@@ -138,7 +143,7 @@ func (h *Hub) Consume(ctx context.Context, cl *kgo.Client) {
 }
 
 func (h *Hub) dispatchRecord(rec *kgo.Record) {
-	var e orderstore.Event
+	var e order.OrderEvent
 	if err := json.Unmarshal(rec.Value, &e); err != nil || e.OrderID == uuid.Nil || e.Seq < 1 {
 		h.log.Warn("skipping a record that is not an order event", zap.Int64("offset", rec.Offset), zap.Int32("partition", rec.Partition))
 		return
@@ -150,7 +155,7 @@ func (h *Hub) dispatchRecord(rec *kgo.Record) {
 
 // Dispatch hands one event, and its JSON, to every connection subscribed
 // to it.
-func (h *Hub) Dispatch(e orderstore.Event, data []byte) {
+func (h *Hub) Dispatch(e order.OrderEvent, data []byte) {
 	h.mu.RLock()
 	targets := make([]*conn, 0, len(h.all)+len(h.byOrder[e.OrderID])+len(h.byCustomer[e.CustomerID]))
 	for c := range h.all {

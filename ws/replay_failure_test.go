@@ -12,8 +12,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ordersaga/ordersaga/activities/orders"
 	"github.com/ordersaga/ordersaga/internal/authn"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
+	"github.com/ordersaga/ordersaga/internal/outbox"
 	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/workflows/order"
 	"github.com/ordersaga/ordersaga/ws"
@@ -47,7 +48,7 @@ func TestReplayFailureLosesNothing(t *testing.T) {
 	t.Cleanup(pool.Close)
 
 	tokens := authn.New(strings.Repeat("h", 32), time.Hour, time.Now)
-	hub := ws.New(ws.Deps{Events: orderstore.New(hubPool), Tokens: tokens, Registry: prometheus.NewRegistry(), Log: testkit.Logger()}, ws.Settings{})
+	hub := ws.New(ws.Deps{Events: outbox.NewLog(hubPool), Tokens: tokens, Registry: prometheus.NewRegistry(), Log: testkit.Logger()}, ws.Settings{})
 	srv := httptest.NewServer(hub)
 	t.Cleanup(srv.Close)
 	adminToken, _, err := tokens.Issue(authn.Claims{UserID: uuid.New(), Role: "admin"})
@@ -56,9 +57,9 @@ func TestReplayFailureLosesNothing(t *testing.T) {
 	}
 
 	// An order with three committed events, as the gateway and workflow write them.
-	store := orderstore.New(pool)
+	store := orders.NewStore(pool)
 	customer := uuid.New()
-	o := orderstore.NewOrder{ID: uuid.New(), CustomerID: customer, PaymentMethod: "tok_ok", Currency: "USD",
+	o := orders.NewOrder{ID: uuid.New(), CustomerID: customer, PaymentMethod: "tok_ok", Currency: "USD",
 		Lines: []order.Line{{SKU: "SKU-1", Name: "x", Quantity: 1, UnitPriceCents: 100}}}
 	if err := store.CreatePending(ctx, o); err != nil {
 		t.Fatal(err)
@@ -72,10 +73,10 @@ func TestReplayFailureLosesNothing(t *testing.T) {
 	record(2, order.Reserved)
 	record(3, order.Authorized)
 	// publish hands an order's event to the hub as its Kafka consumer does.
-	committed := map[int]orderstore.Event{}
+	committed := map[int]order.OrderEvent{}
 	readEvents := func() {
 		t.Helper()
-		events, err := store.Events(ctx, o.ID, 0)
+		events, err := outbox.NewLog(pool).Events(ctx, o.ID, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

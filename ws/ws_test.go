@@ -15,7 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 
-	"github.com/ordersaga/ordersaga/internal/orderstore"
+	"github.com/ordersaga/ordersaga/activities/orders"
 	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/internal/testkit/system"
 	"github.com/ordersaga/ordersaga/workflows/order"
@@ -216,11 +216,11 @@ func TestSubscriptionsAreAuthorized(t *testing.T) {
 // writeEvents records n orders with PENDING, RESERVED, AUTHORIZED and
 // CONFIRMED straight into the outbox, as the gateway and the workflow
 // would, without running workflows: this test is about fan-out.
-func writeEvents(t testing.TB, store *orderstore.Store, customer uuid.UUID, n int) {
+func writeEvents(t testing.TB, store *orders.Store, customer uuid.UUID, n int) {
 	t.Helper()
 	ctx := context.Background()
 	for i := 0; i < n; i++ {
-		o := orderstore.NewOrder{ID: uuid.New(), CustomerID: customer, PaymentMethod: "tok_ok", Currency: "USD",
+		o := orders.NewOrder{ID: uuid.New(), CustomerID: customer, PaymentMethod: "tok_ok", Currency: "USD",
 			Lines: []order.Line{{SKU: "SKU-1", Name: "x", Quantity: 1, UnitPriceCents: 100}}}
 		if err := store.CreatePending(ctx, o); err != nil {
 			t.Fatal(err)
@@ -300,7 +300,7 @@ func TestSlowClientIsDisconnected(t *testing.T) {
 	testkit.WaitFor(t, "the subscription", 30*time.Second, func() bool { return sys.Hub.Stats().AllSubs == 1 })
 	pad := strings.Repeat("x", 2000)
 	for i := 0; i < 20000 && sys.Hub.Stats().Connections > 0; i++ {
-		e := orderstore.Event{EventID: fmt.Sprintf("o:%d", i+1), Type: orderstore.EventType, OrderID: uuid.New(), Seq: 1, Status: "PENDING", Reason: pad}
+		e := order.OrderEvent{EventID: fmt.Sprintf("o:%d", i+1), Type: order.EventType, OrderID: uuid.New(), Seq: 1, Status: "PENDING", Reason: order.Reason(pad)}
 		data, _ := json.Marshal(e)
 		sys.Hub.Dispatch(e, data)
 	}

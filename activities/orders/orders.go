@@ -1,5 +1,16 @@
-// Package orders holds the order worker's local activity that records an
-// order's status transitions in the read model and the outbox.
+// Package orders is the order service. It owns the orders schema (orders,
+// order_lines, idempotency_keys) and writes all of its SQL:
+//
+//   - Store records the orders the gateway accepts (PENDING, seq 1, with
+//     their idempotency keys), reads them back for the API, and records
+//     each transition of an order's saga (RecordStatus), appending the
+//     matching event to the outbox (package outbox) in the same
+//     transaction.
+//   - Activities holds the order worker's local activity, RecordStatus.
+//   - Starter runs the accepted orders whose workflow was never started.
+//   - Repair is the operator's tool that finishes the compensation of an
+//     order whose workflow ended without it, through the payment and
+//     product services.
 package orders
 
 import (
@@ -12,7 +23,7 @@ import (
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
-// Recorder is what RecordStatus needs of the orders schema.
+// Recorder is what RecordStatus needs of the orders schema (a *Store).
 type Recorder interface {
 	RecordStatus(ctx context.Context, rec order.StatusRecord) error
 }
@@ -25,8 +36,8 @@ type Activities struct {
 	log   *zap.Logger
 }
 
-// New returns the activities over store.
-func New(store Recorder, log *zap.Logger) *Activities {
+// NewActivities returns the activities over store.
+func NewActivities(store Recorder, log *zap.Logger) *Activities {
 	return &Activities{store: store, log: log}
 }
 

@@ -11,7 +11,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ordersaga/ordersaga/activities/orders"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
@@ -21,14 +20,14 @@ func TestMain(m *testing.M) { testkit.Main(m) }
 func TestRecordStatusTwiceAndOutOfOrder(t *testing.T) {
 	ctx := context.Background()
 	pool := testkit.NewPool(t)
-	store := orderstore.New(pool)
-	acts := orders.New(store, zap.NewNop())
-	n := orderstore.NewOrder{ID: uuid.New(), CustomerID: uuid.New(), PaymentMethod: "tok_ok", Currency: "USD",
+	store := orders.NewStore(pool)
+	acts := orders.NewActivities(store, zap.NewNop())
+	n := orders.NewOrder{ID: uuid.New(), CustomerID: uuid.New(), PaymentMethod: "tok_ok", Currency: "USD",
 		Lines: []order.Line{{SKU: "SKU-1", Name: "x", Quantity: 2, UnitPriceCents: 150}}}
 	if err := store.CreatePending(ctx, n); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.CreatePending(ctx, n); !errors.Is(err, orderstore.ErrExists) {
+	if err := store.CreatePending(ctx, n); !errors.Is(err, orders.ErrExists) {
 		t.Errorf("second CreatePending: %v", err)
 	}
 	rec := func(seq int, st order.Status) order.StatusRecord {

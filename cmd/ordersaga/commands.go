@@ -11,17 +11,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/ordersaga/ordersaga/activities/inventory"
+	"github.com/ordersaga/ordersaga/activities/orders"
+	"github.com/ordersaga/ordersaga/activities/payment"
 	"github.com/ordersaga/ordersaga/internal/accounts"
 	"github.com/ordersaga/ordersaga/internal/config"
 	"github.com/ordersaga/ordersaga/internal/localstack"
 	"github.com/ordersaga/ordersaga/internal/logging"
 	"github.com/ordersaga/ordersaga/internal/migrate"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/postgres"
 	"github.com/ordersaga/ordersaga/internal/replay"
 	"github.com/ordersaga/ordersaga/internal/temporalclient"
 	"github.com/ordersaga/ordersaga/internal/temporalsetup"
-	"github.com/ordersaga/ordersaga/workers"
+	"github.com/ordersaga/ordersaga/workflows/order"
 	"github.com/ordersaga/ordersaga/workflows/order/saga"
 )
 
@@ -47,7 +49,7 @@ func runAdminCreate(ctx context.Context, cfg config.Config, log *zap.Logger, ema
 		return err
 	}
 	defer pool.Close()
-	u, err := accounts.NewStore(pool).Create(ctx, email, name, password, accounts.RoleAdmin)
+	u, err := accounts.NewStore(pool).Create(ctx, email, name, password, order.RoleAdmin)
 	if errors.Is(err, accounts.ErrEmailTaken) {
 		return fmt.Errorf("an account with email %s exists already", email)
 	}
@@ -153,7 +155,7 @@ func runRepair(ctx context.Context, cfg config.Config, log *zap.Logger, raw stri
 		return err
 	}
 	defer c.Close()
-	rep, err := workers.Repair(ctx, id, orderstore.New(ordersDB), catalogDB, paymentsDB, c, log)
+	rep, err := orders.Repair(ctx, id, orders.NewStore(ordersDB), payment.NewOperator(paymentsDB, payment.NewProvider(paymentsDB), log), inventory.New(catalogDB, log), c, log)
 	if err != nil {
 		return fmt.Errorf("repair %s: %w", id, err)
 	}

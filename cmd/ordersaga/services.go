@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ordersaga/ordersaga/activities/inventory"
+	"github.com/ordersaga/ordersaga/activities/orders"
 	"github.com/ordersaga/ordersaga/activities/payment"
 	"github.com/ordersaga/ordersaga/gateway"
 	"github.com/ordersaga/ordersaga/internal/accounts"
@@ -22,7 +23,6 @@ import (
 	"github.com/ordersaga/ordersaga/internal/kafkaclient"
 	"github.com/ordersaga/ordersaga/internal/localstack"
 	"github.com/ordersaga/ordersaga/internal/metrics"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/outbox"
 	"github.com/ordersaga/ordersaga/internal/postgres"
 	"github.com/ordersaga/ordersaga/internal/serve"
@@ -101,7 +101,7 @@ func runGateway(ctx context.Context, cfg config.Config, log *zap.Logger, reg *pr
 		return err
 	}
 	return gateway.New(gateway.Deps{
-		Accounts: accounts.NewStore(authDB), Catalog: inventory.NewCatalog(catalogDB), Orders: orderstore.New(ordersDB),
+		Accounts: accounts.NewStore(authDB), Catalog: inventory.NewCatalog(catalogDB), Orders: orders.NewStore(ordersDB), Outbox: outbox.NewLog(ordersDB),
 		Temporal: tc, Tokens: authn.New(cfg.JWTSecret, cfg.JWTTTL, time.Now), Log: log, Registry: reg, Now: time.Now,
 		Codec: payloadCodec, Listener: ln,
 	}, gatewaySettings(cfg)).Run(ctx)
@@ -142,7 +142,7 @@ func runHub(ctx context.Context, cfg config.Config, log *zap.Logger, reg *promet
 		return err
 	}
 	return ws.New(ws.Deps{
-		Events: orderstore.New(pool), Tokens: authn.New(cfg.JWTSecret, cfg.JWTTTL, time.Now), Kafka: kafka,
+		Events: outbox.NewLog(pool), Tokens: authn.New(cfg.JWTSecret, cfg.JWTTTL, time.Now), Kafka: kafka,
 		Listener: ln, OpsListener: opsLn, Registry: reg, Log: log,
 	}, ws.Settings{Topic: cfg.KafkaTopic, Partitions: cfg.KafkaPartitions, SendBuffer: cfg.WSSendBuffer, AllowedOrigins: cfg.WSAllowedOrigins}).Run(ctx)
 }
@@ -194,8 +194,8 @@ func runWorker(ctx context.Context, cfg config.Config, log *zap.Logger, reg *pro
 	}
 	switch which {
 	case "order":
-		w := workers.NewOrder(workers.OrderDeps{Temporal: c, Orders: orderstore.New(pool), Registry: reg, Log: log},
-			workers.OrderSettings{Worker: opts, Starter: &workers.StarterSettings{Interval: cfg.StarterInterval, Grace: cfg.StarterGrace, Timeouts: cfg.OrderTimeouts()}})
+		w := workers.NewOrder(workers.OrderDeps{Temporal: c, Orders: orders.NewStore(pool), Registry: reg, Log: log},
+			workers.OrderSettings{Worker: opts, Starter: &orders.StarterSettings{Interval: cfg.StarterInterval, Grace: cfg.StarterGrace, Timeouts: cfg.OrderTimeouts()}})
 		relay, closeRelay, err := openRelay(cfg, pool, reg, log)
 		if err != nil {
 			return err

@@ -14,12 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/crypto/bcrypt"
-)
 
-// Roles a user can hold.
-const (
-	RoleCustomer = "customer"
-	RoleAdmin    = "admin"
+	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
 // ErrEmailTaken says another account already uses the email.
@@ -30,7 +26,7 @@ type User struct {
 	ID    uuid.UUID
 	Email string
 	Name  string
-	Role  string
+	Role  order.Role
 }
 
 // Store reads and writes auth.users.
@@ -44,8 +40,8 @@ type Store struct {
 func NewStore(db *pgxpool.Pool) *Store { return &Store{db: db, cost: bcrypt.DefaultCost} }
 
 // Create adds a user. The email is kept as given and compared case-insensitively.
-func (s *Store) Create(ctx context.Context, email, name, password, role string) (User, error) {
-	if role != RoleCustomer && role != RoleAdmin {
+func (s *Store) Create(ctx context.Context, email, name, password string, role order.Role) (User, error) {
+	if !role.Valid() {
 		return User{}, fmt.Errorf("create user: unknown role %q", role)
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.cost)
@@ -80,7 +76,7 @@ func (s *Store) EnsureAdmin(ctx context.Context, email string) (string, error) {
 		return "", err
 	}
 	password := base64.RawURLEncoding.EncodeToString(buf)
-	if _, err := s.Create(ctx, email, "Admin", password, RoleAdmin); err != nil {
+	if _, err := s.Create(ctx, email, "Admin", password, order.RoleAdmin); err != nil {
 		if errors.Is(err, ErrEmailTaken) { // created concurrently
 			return "", nil
 		}

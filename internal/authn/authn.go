@@ -9,12 +9,14 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+
+	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
 // Claims are what a token says about its bearer.
 type Claims struct {
 	UserID uuid.UUID
-	Role   string
+	Role   order.Role
 }
 
 // Tokens signs and verifies tokens with one secret.
@@ -30,7 +32,7 @@ func New(secret string, ttl time.Duration, now func() time.Time) *Tokens {
 }
 
 type claims struct {
-	Role string `json:"role"`
+	Role order.Role `json:"role"`
 	jwt.RegisteredClaims
 }
 
@@ -68,7 +70,7 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 		return Claims{}, ErrInvalid
 	}
 	id, err := uuid.Parse(c.Subject)
-	if err != nil || (c.Role != "customer" && c.Role != "admin") {
+	if err != nil || !c.Role.Valid() {
 		return Claims{}, ErrInvalid
 	}
 	return Claims{UserID: id, Role: c.Role}, nil

@@ -22,7 +22,7 @@ func lockHolder(t *testing.T, pool *pgxpool.Pool) int {
 	t.Helper()
 	var pid int
 	if err := pool.QueryRow(context.Background(), `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
-		AND classid = ($1::bigint >> 32)::oid AND objid = ($1::bigint & 4294967295)::oid AND objsubid = 1`, LockKey).Scan(&pid); err != nil {
+		AND classid = ($1::bigint >> 32)::oid AND objid = ($1::bigint & 4294967295)::oid AND objsubid = 1`, lockKey).Scan(&pid); err != nil {
 		t.Fatalf("find the relay lock's session: %v", err)
 	}
 	return pid

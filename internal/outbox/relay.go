@@ -1,6 +1,10 @@
-// Package outbox is the relay of the transactional outbox: it publishes the
-// committed rows of orders.order_events to Kafka, in id order, keyed by
-// order id, and marks them published once the broker acknowledged them.
+// Package outbox owns the transactional outbox, orders.order_events: every
+// statement on that table is here. Append adds an event inside the
+// transaction of the change it describes; the Relay publishes the
+// committed events to Kafka, in id order, keyed by order id, and marks
+// them published once the broker acknowledged them; Log reads an order's
+// events back (replays, the events endpoint) and the relay's progress
+// (lag, relay status) for status pages.
 //
 // One relay is active at a time: the one holding a Postgres advisory lock
 // on a dedicated connection, its lock session. Others wait and take over
@@ -55,15 +59,13 @@ import (
 
 	"github.com/ordersaga/ordersaga/internal/kafkaclient"
 	"github.com/ordersaga/ordersaga/internal/metrics"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
+	"github.com/ordersaga/ordersaga/internal/retry"
+	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
-// lockKey is the advisory lock that elects the active relay.
-const lockKey int64 = LockKey
-
-// LockKey is the advisory lock the active relay holds; status pages look
-// for it in pg_locks.
-const LockKey int64 = 0x6f75_7462_6f78 // "outbox"
+// lockKey is the advisory lock that elects the active relay; Log.RelayStatus
+// looks for it in pg_locks.
+const lockKey int64 = 0x6f75_7462_6f78 // "outbox"
 
 // queryTimeout bounds the relay's reads and writes of the outbox through
 // the pool, so that a stalled database delays the relay instead of
@@ -171,7 +173,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			if err != nil {
 				if ctx.Err() == nil {
 					r.log.Warn("cannot reach the orders database; retrying", zap.Error(err))
-					backoff.wait(ctx)
+					_ = backoff.Wait(ctx)
 				}
 				continue
 			}
@@ -182,15 +184,15 @@ func (r *Relay) Run(ctx context.Context) error {
 			closeConn()
 			if ctx.Err() == nil {
 				r.log.Warn("cannot try the relay lock; reconnecting", zap.Error(err))
-				backoff.wait(ctx)
+				_ = backoff.Wait(ctx)
 			}
 			continue
 		}
 		if !got { // another replica is active
-			backoff.reset()
+			backoff.Reset()
 			r.m.active.Set(0)
 			r.updateLag(ctx)
-			sleep(ctx, r.opts.Standby)
+			_ = retry.Sleep(ctx, r.opts.Standby)
 			continue
 		}
 		r.log.Info("relay active", zap.Duration("lease", r.opts.lease()))
@@ -202,7 +204,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			return nil
 		}
 		r.log.Warn("relay stepped down; will try to take over again", zap.Error(err))
-		backoff.wait(ctx)
+		_ = backoff.Wait(ctx)
 	}
 	return nil
 }
@@ -268,7 +270,7 @@ func (r *Relay) lead(ctx context.Context, conn *pgx.Conn) error {
 	lctx, lose := context.WithCancelCause(ctx)
 	defer lose(nil)
 	tctx, cancel := context.WithTimeout(lctx, r.opts.CheckTimeout)
-	_, err := conn.Exec(tctx, `LISTEN `+orderstore.OutboxChannel)
+	_, err := conn.Exec(tctx, `LISTEN `+channel)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -287,7 +289,7 @@ func (r *Relay) lead(ctx context.Context, conn *pgx.Conn) error {
 
 	// Whoever held the lock before may still publish for one lease after
 	// the last check that proved its session alive: wait it out.
-	if !sleep(lctx, r.opts.lease()) {
+	if retry.Sleep(lctx, r.opts.lease()) != nil {
 		return stopped()
 	}
 	backoff := newBackoff()
@@ -303,11 +305,11 @@ func (r *Relay) lead(ctx context.Context, conn *pgx.Conn) error {
 		}
 		r.log.Warn("kafka not ready; retrying", zap.Error(err))
 		r.updateLag(lctx)
-		if !backoff.wait(lctx) {
+		if backoff.Wait(lctx) != nil {
 			return stopped()
 		}
 	}
-	backoff.reset()
+	backoff.Reset()
 	for {
 		n, err := r.publishBatch(lctx, s)
 		if lctx.Err() != nil {
@@ -316,12 +318,12 @@ func (r *Relay) lead(ctx context.Context, conn *pgx.Conn) error {
 		r.updateLag(lctx)
 		if err != nil {
 			r.log.Warn("publishing failed; nothing is lost, retrying", zap.Error(err))
-			if !backoff.wait(lctx) {
+			if backoff.Wait(lctx) != nil {
 				return stopped()
 			}
 			continue
 		}
-		backoff.reset()
+		backoff.Reset()
 		if n == r.opts.BatchSize {
 			continue
 		}
@@ -351,12 +353,12 @@ func (r *Relay) publishBatch(lctx context.Context, s *session) (int, error) {
 	var records []*kgo.Record
 	for rows.Next() {
 		var id int64
-		var e orderstore.Event
+		var e order.OrderEvent
 		if err := rows.Scan(&id, &e.OrderID, &e.CustomerID, &e.Seq, &e.Status, &e.Reason, &e.TotalCents, &e.OccurredAt); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("read outbox: %w", err)
 		}
-		e = orderstore.Complete(e)
+		e = e.Complete()
 		value, err := json.Marshal(e)
 		if err != nil {
 			rows.Close()
@@ -486,12 +488,9 @@ func (s *session) watch(lctx context.Context, lose context.CancelCauseFunc) {
 func (r *Relay) updateLag(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	var n int64
-	var age float64
-	if err := r.db.QueryRow(ctx, `SELECT count(*), coalesce(extract(epoch FROM now() - min(occurred_at)), 0)::float8
-		FROM orders.order_events WHERE published_at IS NULL`).Scan(&n, &age); err == nil {
+	if n, age, err := lag(ctx, r.db); err == nil {
 		r.m.lagCount.Set(float64(n))
-		r.m.lagAge.Set(age)
+		r.m.lagAge.Set(age.Seconds())
 	}
 }
 
@@ -513,24 +512,6 @@ func newRelayMetrics(reg prometheus.Registerer) *relayMetrics {
 	return m
 }
 
-// backoff waits 100 ms, doubling to at most 5 s.
-type backoff struct{ d time.Duration }
-
-func newBackoff() *backoff { return &backoff{d: 100 * time.Millisecond} }
-func (b *backoff) reset()  { b.d = 100 * time.Millisecond }
-func (b *backoff) wait(ctx context.Context) bool {
-	ok := sleep(ctx, b.d)
-	b.d = min(b.d*2, 5*time.Second)
-	return ok
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
+// newBackoff returns the relay's backoff after a failure: 100 ms, doubling
+// to at most 5 s.
+func newBackoff() *retry.Backoff { return retry.NewBackoff(100*time.Millisecond, 5*time.Second) }

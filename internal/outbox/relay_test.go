@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -17,7 +18,6 @@ import (
 
 	"github.com/ordersaga/ordersaga/internal/localstack/kafkabroker"
 	"github.com/ordersaga/ordersaga/internal/localstack/ports"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
@@ -25,28 +25,50 @@ import (
 func TestMain(m *testing.M) { testkit.Main(m) }
 
 // writeOrders records n orders, each PENDING then the given statuses, as
-// the gateway and the workflow would.
+// the gateway and the workflow would: the order row and each event in one
+// transaction. The order service writes the row in production; it imports
+// this package, so these tests write the row themselves.
 func writeOrders(t *testing.T, pool *pgxpool.Pool, n int, statuses ...order.Status) []uuid.UUID {
 	t.Helper()
 	ctx := context.Background()
-	store := orderstore.New(pool)
 	var ids []uuid.UUID
 	for i := 0; i < n; i++ {
-		no := orderstore.NewOrder{ID: uuid.New(), CustomerID: uuid.New(), PaymentMethod: "tok_ok", Currency: "USD",
-			Lines: []order.Line{{SKU: "SKU-1", Name: "x", Quantity: 1, UnitPriceCents: 100}}}
-		if err := store.CreatePending(ctx, no); err != nil {
+		id, customer := uuid.New(), uuid.New()
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `INSERT INTO orders.orders (id, customer_id, status, total_cents, currency, payment_method) VALUES ($1, $2, $3, 100, 'USD', 'tok_ok')`,
+				id, customer, order.Pending); err != nil {
+				return err
+			}
+			_, err := Append(ctx, tx, order.OrderEvent{OrderID: id, CustomerID: customer, Seq: 1, Status: order.Pending, TotalCents: 100, OccurredAt: time.Now()})
+			return err
+		})
+		if err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, no.ID)
+		ids = append(ids, id)
 	}
 	for seq, st := range statuses {
 		for _, id := range ids {
-			if err := store.RecordStatus(ctx, order.StatusRecord{OrderID: id.String(), CustomerID: uuid.NewString(), Seq: seq + 2, Status: st, TotalCents: 100, OccurredAt: time.Now()}); err != nil {
-				t.Fatal(err)
-			}
+			appendEvent(t, pool, order.OrderEvent{OrderID: id, CustomerID: uuid.New(), Seq: seq + 2, Status: st, TotalCents: 100, OccurredAt: time.Now()})
 		}
 	}
 	return ids
+}
+
+// appendEvent appends e in a transaction of its own and reports whether it
+// was new.
+func appendEvent(t *testing.T, pool *pgxpool.Pool, e order.OrderEvent) bool {
+	t.Helper()
+	var added bool
+	err := pgx.BeginFunc(context.Background(), pool, func(tx pgx.Tx) error {
+		var err error
+		added, err = Append(context.Background(), tx, e)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return added
 }
 
 type relayUnderTest struct {
@@ -138,7 +160,7 @@ func startRelayWith(t *testing.T, pool *pgxpool.Pool, brokers []string, afterAck
 }
 
 // consumeAll reads topic from the start until want distinct event ids arrived.
-func consumeAll(t *testing.T, brokers []string, topic string, want int) []orderstore.Event {
+func consumeAll(t *testing.T, brokers []string, topic string, want int) []order.OrderEvent {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
@@ -147,7 +169,7 @@ func consumeAll(t *testing.T, brokers []string, topic string, want int) []orders
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var out []orderstore.Event
+	var out []order.OrderEvent
 	distinct := map[string]bool{}
 	for len(distinct) < want {
 		fs := cl.PollFetches(ctx)
@@ -155,7 +177,7 @@ func consumeAll(t *testing.T, brokers []string, topic string, want int) []orders
 			t.Fatalf("consumed %d distinct events of %d", len(distinct), want)
 		}
 		fs.EachRecord(func(r *kgo.Record) {
-			var e orderstore.Event
+			var e order.OrderEvent
 			if err := json.Unmarshal(r.Value, &e); err != nil {
 				t.Errorf("record value is not an OrderEvent: %s", r.Value)
 				return
@@ -172,7 +194,7 @@ func consumeAll(t *testing.T, brokers []string, topic string, want int) []orders
 
 // checkOrdered: per order, after deduplication by event_id (what every
 // consumer does under at-least-once delivery), seqs arrive in order.
-func checkOrdered(t *testing.T, events []orderstore.Event) {
+func checkOrdered(t *testing.T, events []order.OrderEvent) {
 	t.Helper()
 	last := map[uuid.UUID]int{}
 	seen := map[string]bool{}
@@ -262,7 +284,7 @@ func TestRelayKilledMidBatchLosesNothing(t *testing.T) {
 	testkit.WaitFor(t, "the outbox to drain", 30*time.Second, func() bool { return unpublished(t, pool) == 0 })
 	events := consumeAll(t, brokers, topic, 30)
 	checkOrdered(t, events)
-	seen := map[string]orderstore.Event{}
+	seen := map[string]order.OrderEvent{}
 	repeats := 0
 	for _, e := range events {
 		if prev, ok := seen[e.EventID]; ok {
@@ -306,14 +328,14 @@ func TestOneRelayAtATime(t *testing.T) {
 	checkOrdered(t, consumeAll(t, brokers, topic, 20))
 
 	// Status pages see the active relay in pg_locks, and its absence.
-	store := orderstore.New(pool)
-	active, last, err := store.RelayStatus(context.Background(), LockKey)
+	log := NewLog(pool)
+	active, last, err := log.RelayStatus(context.Background())
 	if err != nil || !active || last == nil {
 		t.Errorf("while B is active: active=%v last=%v err=%v", active, last, err)
 	}
 	b.stop()
 	testkit.WaitFor(t, "the lock to be released", 10*time.Second, func() bool {
-		active, _, err := store.RelayStatus(context.Background(), LockKey)
+		active, _, err := log.RelayStatus(context.Background())
 		return err == nil && !active
 	})
 }

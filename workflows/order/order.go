@@ -8,6 +8,7 @@ package order
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -85,9 +86,34 @@ const (
 	Failed     Status = "FAILED"
 )
 
+// Statuses returns every status, in the order an order may pass them.
+func Statuses() []Status {
+	return []Status{Pending, Reserved, Authorized, Confirmed, Rejected, Cancelled, Failed}
+}
+
+// Valid reports whether s is one of the statuses.
+func (s Status) Valid() bool { return slices.Contains(Statuses(), s) }
+
 // Terminal reports whether no transition leaves s.
 func (s Status) Terminal() bool {
-	return s == Confirmed || s == Rejected || s == Cancelled || s == Failed
+	switch s {
+	case Confirmed, Rejected, Cancelled, Failed:
+		return true
+	}
+	return false
+}
+
+// TerminalStatuses returns the statuses that no transition leaves, for
+// queries that select orders by them (pass it as a parameter, not spelled
+// in SQL).
+func TerminalStatuses() []Status {
+	var out []Status
+	for _, s := range Statuses() {
+		if s.Terminal() {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // Reason says why an order was rejected, cancelled or failed.
@@ -105,6 +131,9 @@ const (
 	ReasonAdmin              Reason = "admin"
 	ReasonCompensationFailed Reason = "compensation_failed"
 	ReasonStepFailed         Reason = "step_failed"
+	// ReasonOperatorRepair: `ordersaga repair` finished the compensation of
+	// an order whose workflow ended without doing so.
+	ReasonOperatorRepair Reason = "operator_repair"
 )
 
 // Line is one priced line of an order.

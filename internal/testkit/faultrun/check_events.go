@@ -28,7 +28,7 @@ func (j *judge) events() {
 			j.add(InvEvents, id, "first event is %s, not PENDING", evs[0].Status)
 		}
 		for _, e := range evs[:len(evs)-1] {
-			if terminal[e.Status] {
+			if terminal(e.Status) {
 				j.add(InvEvents, id, "terminal event %s at seq %d is followed by more events", e.Status, e.Seq)
 				break
 			}

@@ -10,7 +10,7 @@ func (j *judge) money() {
 	st := j.f.State
 	for _, id := range j.orderIDs() {
 		o := st.Orders[id]
-		if !terminal[o.Status] {
+		if !terminal(o.Status) {
 			continue
 		}
 		p, ok := st.Payments[id]
@@ -49,7 +49,7 @@ func (j *judge) money() {
 	}
 	for _, id := range j.orderIDs() {
 		o := st.Orders[id]
-		if !terminal[o.Status] {
+		if !terminal(o.Status) {
 			continue
 		}
 		h, ok := st.Holds[id]

@@ -21,7 +21,7 @@ func (j *judge) accepted() {
 	for _, id := range j.orderIDs() {
 		o := st.Orders[id]
 		switch {
-		case !terminal[o.Status]:
+		case !terminal(o.Status):
 			j.add(InvAccepted, id, "still %s when the run ended: never reached a terminal status", o.Status)
 		case o.Status == "FAILED":
 			j.add(InvAccepted, id, "ended FAILED (%s): no fault of this run justifies it", o.Reason)
@@ -38,7 +38,7 @@ func (j *judge) accepted() {
 		case !ok:
 			j.add(InvAccepted, id, "no workflow order-%s exists (order is %s)", id, o.Status)
 		case wf.Status == "Completed":
-		case wf.Status == "Running" && terminal[o.Status]:
+		case wf.Status == "Running" && terminal(o.Status):
 			j.add(InvAccepted, id, "workflow still Running although the order is %s", o.Status)
 		case wf.Status == "Running":
 			// The order itself is reported as not terminal above.
@@ -113,7 +113,7 @@ func (j *judge) cancels() {
 			continue // reported as lost
 		}
 		for _, a := range p.Cancel.Answers {
-			if a.Status == 200 && terminal[o.Status] && o.Status != "CANCELLED" {
+			if a.Status == 200 && terminal(o.Status) && o.Status != "CANCELLED" {
 				j.add(InvCancel, p.OrderID, "cancel answered 200 at %s, but the order ended %s %s", a.At.Format("15:04:05.000"), o.Status, o.Reason)
 				break
 			}

@@ -76,7 +76,7 @@ func (j *judge) stock() {
 	}
 	for _, id := range j.orderIDs() {
 		o := st.Orders[id]
-		if !terminal[o.Status] {
+		if !terminal(o.Status) {
 			continue
 		}
 		s := byOrder[id]

@@ -2,6 +2,8 @@ package faultrun
 
 import (
 	"time"
+
+	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
 // Invariant is one column of the result table: a property of DESIGN.md
@@ -233,5 +235,5 @@ type Workflow struct {
 	TaskFailures []string
 }
 
-// terminal are the statuses no transition leaves.
-var terminal = map[string]bool{"CONFIRMED": true, "REJECTED": true, "CANCELLED": true, "FAILED": true}
+// terminal reports whether no transition leaves status.
+func terminal(status string) bool { return order.Status(status).Terminal() }

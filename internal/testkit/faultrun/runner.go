@@ -29,6 +29,7 @@ import (
 	"github.com/ordersaga/ordersaga/internal/postgres"
 	"github.com/ordersaga/ordersaga/internal/temporalclient"
 	"github.com/ordersaga/ordersaga/internal/temporalsetup"
+	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
 // Options shape a run.
@@ -363,7 +364,7 @@ func (r *run) open(ctx context.Context) int {
 	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var n int
-	if err := r.db.QueryRow(qctx, `SELECT count(*) FROM orders.orders WHERE status NOT IN ('CONFIRMED', 'REJECTED', 'CANCELLED', 'FAILED')`).Scan(&n); err != nil {
+	if err := r.db.QueryRow(qctx, `SELECT count(*) FROM orders.orders WHERE status <> ALL($1)`, order.TerminalStatuses()).Scan(&n); err != nil {
 		return -1
 	}
 	return n

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ordersaga/ordersaga/internal/accounts"
 	"github.com/ordersaga/ordersaga/internal/postgres"
+	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
 // Shopper is a customer account the load places orders with.
@@ -43,7 +44,7 @@ func CreateAdmin(ctx context.Context, dsn, email string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := accounts.NewStore(pool).Create(ctx, email, "Fault run admin", password, accounts.RoleAdmin); err != nil {
+	if _, err := accounts.NewStore(pool).Create(ctx, email, "Fault run admin", password, order.RoleAdmin); err != nil {
 		return "", fmt.Errorf("create admin: %w", err)
 	}
 	return password, nil
@@ -75,7 +76,7 @@ func CreateShoppers(ctx context.Context, dsn string, api *API, n int) ([]Shopper
 		if err != nil {
 			return nil, err
 		}
-		if _, err := store.Create(ctx, email, fmt.Sprintf("Shopper %d", i), password, accounts.RoleCustomer); err != nil {
+		if _, err := store.Create(ctx, email, fmt.Sprintf("Shopper %d", i), password, order.RoleCustomer); err != nil {
 			return nil, fmt.Errorf("create shopper: %w", err)
 		}
 		l, err := Login(ctx, api, email, password)

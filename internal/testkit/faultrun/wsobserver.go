@@ -181,7 +181,7 @@ func (o *WSObserver) record(e Event) {
 	for st.seen[st.contig+1] {
 		st.contig++
 	}
-	if terminal[e.Status] && st.contig >= e.Seq {
+	if terminal(e.Status) && st.contig >= e.Seq {
 		st.done = true
 	}
 }

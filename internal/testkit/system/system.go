@@ -26,13 +26,13 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/ordersaga/ordersaga/activities/inventory"
+	"github.com/ordersaga/ordersaga/activities/orders"
 	"github.com/ordersaga/ordersaga/activities/payment"
 	"github.com/ordersaga/ordersaga/gateway"
 	"github.com/ordersaga/ordersaga/internal/accounts"
 	"github.com/ordersaga/ordersaga/internal/authn"
 	"github.com/ordersaga/ordersaga/internal/kafkaclient"
 	"github.com/ordersaga/ordersaga/internal/logging"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/outbox"
 	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/workers"
@@ -48,7 +48,7 @@ type System struct {
 	T    testing.TB
 	Pool *pgxpool.Pool
 	// Store is the orders schema.
-	Store *orderstore.Store
+	Store *orders.Store
 	// Temporal is the workers' client: it encrypts payloads with the test
 	// keys, or writes them in clear with Options.PlainPayloads.
 	Temporal  client.Client
@@ -87,7 +87,7 @@ type Options struct {
 	NoOrderWorker bool
 	// Starter runs beside the order worker; nil runs none, for tests that
 	// drive a starter of their own.
-	Starter *workers.StarterSettings
+	Starter *orders.StarterSettings
 	// PlainPayloads has the workers' client write payloads in clear, for
 	// histories that replay without keys.
 	PlainPayloads bool
@@ -117,7 +117,7 @@ func Start(t testing.TB, opt Options) *System {
 	}
 	pool := testkit.NewPool(t)
 	log := testkit.Logger()
-	s := &System{T: t, Pool: pool, Store: orderstore.New(pool), Brokers: testkit.KafkaBrokers(t),
+	s := &System{T: t, Pool: pool, Store: orders.NewStore(pool), Brokers: testkit.KafkaBrokers(t),
 		Topic: "order-events-" + uuid.NewString()[:8], Namespace: ns, Tokens: authn.New(Secret, time.Hour, time.Now), opt: opt}
 	if opt.PlainPayloads {
 		s.Temporal = testkit.PlainTemporalClient(t, addr, ns)
@@ -159,7 +159,7 @@ func Start(t testing.TB, opt Options) *System {
 		t.Fatal(err)
 	}
 	hubLn, opsLn := listen(t), listen(t)
-	s.Hub = ws.New(ws.Deps{Events: s.Store, Tokens: s.Tokens, Kafka: consumer, Listener: hubLn, OpsListener: opsLn,
+	s.Hub = ws.New(ws.Deps{Events: outbox.NewLog(pool), Tokens: s.Tokens, Kafka: consumer, Listener: hubLn, OpsListener: opsLn,
 		Registry: prometheus.NewRegistry(), Log: log}, ws.Settings{Topic: s.Topic, Partitions: 3, SendBuffer: opt.SendBuffer})
 	s.HubURL, s.HubOpsURL = "ws://"+hubLn.Addr().String()+"/ws", "http://"+opsLn.Addr().String()
 	s.run("ws hub", s.Hub.Run)
@@ -175,14 +175,14 @@ func Start(t testing.TB, opt Options) *System {
 	t.Cleanup(tc.Close)
 	gwLn := listen(t)
 	s.Gateway = gateway.New(gateway.Deps{
-		Accounts: accounts.NewStore(pool), Catalog: inventory.NewCatalog(pool), Orders: s.Store, Temporal: tc,
+		Accounts: accounts.NewStore(pool), Catalog: inventory.NewCatalog(pool), Orders: s.Store, Outbox: outbox.NewLog(pool), Temporal: tc,
 		Tokens: s.Tokens, Log: log, Registry: prometheus.NewRegistry(), Now: time.Now, Codec: testkit.Codec(), Listener: gwLn,
 	}, gateway.Settings{Timeouts: order.Timeouts{Step: opt.StepTimeout}, CursorKey: gateway.CursorKey(Secret), WSURL: s.HubURL,
 		HubStatusURL: s.HubOpsURL + "/status", Namespace: ns, TemporalUIURL: "http://" + addr, StartTimeout: opt.StartTimeout})
 	s.GatewayURL = "http://" + gwLn.Addr().String()
 	s.run("gateway", s.Gateway.Run)
 
-	if _, err := accounts.NewStore(pool).Create(context.Background(), "root@example.com", "Root", "admin-password", accounts.RoleAdmin); err != nil {
+	if _, err := accounts.NewStore(pool).Create(context.Background(), "root@example.com", "Root", "admin-password", order.RoleAdmin); err != nil {
 		t.Fatal(err)
 	}
 	s.AdminToken = s.Login("root@example.com", "admin-password")

@@ -1,4 +1,4 @@
-package workers_test
+package orders_test
 
 import (
 	"context"
@@ -10,20 +10,103 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
 
+	"github.com/ordersaga/ordersaga/activities/inventory"
+	"github.com/ordersaga/ordersaga/activities/orders"
 	"github.com/ordersaga/ordersaga/activities/payment"
 	"github.com/ordersaga/ordersaga/internal/testkit"
 	sys "github.com/ordersaga/ordersaga/internal/testkit/system"
-	"github.com/ordersaga/ordersaga/workers"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
+
+var repairWorkerOptions = worker.Options{WorkerStopTimeout: 5 * time.Second}
+
+// system is the whole of ordersaga (internal/testkit/system), seen by the
+// repair tests.
+type system struct {
+	pool   *pgxpool.Pool
+	client client.Client
+	store  *orders.Store
+}
 
 // startRepairSystem runs the whole system, the payment worker on the
 // configured provider as wrap changes it: the provider as it misbehaved
 // before an operator's repair.
 func startRepairSystem(t *testing.T, wrap func(payment.Provider) payment.Provider) *system {
 	t.Helper()
-	return newSystem(t, sys.Options{SlowDelay: 5 * time.Second, Provider: func(sim *payment.Simulator) payment.Provider { return wrap(sim) }})
+	s := sys.Start(t, sys.Options{SlowDelay: 5 * time.Second, Provider: func(sim *payment.Simulator) payment.Provider { return wrap(sim) }})
+	return &system{pool: s.Pool, client: s.Temporal, store: s.Store}
+}
+
+func (s *system) repair(ctx context.Context, id uuid.UUID) (orders.RepairReport, error) {
+	log := testkit.Logger()
+	return orders.Repair(ctx, id, s.store, payment.NewOperator(s.pool, payment.NewProvider(s.pool), log), inventory.New(s.pool, log), s.client, log)
+}
+
+func (s *system) product(t testing.TB, sku string, price int64, stock map[string]int) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := s.pool.Exec(ctx, `INSERT INTO catalog.products (sku, name, brand, price_cents) VALUES ($1, $1, 'Test', $2)`, sku, price); err != nil {
+		t.Fatal(err)
+	}
+	for wh, n := range stock {
+		if _, err := s.pool.Exec(ctx, `INSERT INTO catalog.stock (sku, warehouse, on_hand) VALUES ($1, $2, $3)`, sku, wh, n); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.pool.Exec(ctx, `INSERT INTO catalog.stock_movements (sku, warehouse, on_hand_delta, reserved_delta, kind, actor) VALUES ($1, $2, $3, 0, 'initial', 'test')`, sku, wh, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func newOrder(token string, lines ...order.Line) orders.NewOrder {
+	return orders.NewOrder{ID: uuid.New(), CustomerID: uuid.New(), Lines: lines, PaymentMethod: token, Currency: "USD"}
+}
+
+// place records the order as the gateway does and, if start, starts its workflow.
+func (s *system) place(t testing.TB, n orders.NewOrder, start bool) {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.store.CreatePending(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	if !start {
+		return
+	}
+	if err := order.Start(ctx, s.client, n.Input(order.Timeouts{Step: time.Minute})); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.MarkStarted(ctx, n.ID.String()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitTerminal waits until the order's status is terminal.
+func (s *system) waitTerminal(t *testing.T, id uuid.UUID, within time.Duration) {
+	t.Helper()
+	testkit.WaitFor(t, "the order is terminal", within, func() bool {
+		o, err := s.store.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o.Status.Terminal()
+	})
+}
+
+// status is the order's status and, if any, its reason: "FAILED(step_failed)".
+func (s *system) status(t *testing.T, id uuid.UUID) string {
+	t.Helper()
+	o, err := s.store.Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Reason != "" {
+		return string(o.Status) + "(" + string(o.Reason) + ")"
+	}
+	return string(o.Status)
 }
 
 // providerHold reads the payment provider's own ledger (paysim.holds) for
@@ -95,8 +178,8 @@ func TestRepairRefusesWhileACaptureMayBeInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testkit.Logger())
-	if !errors.Is(err, workers.ErrCaptureMayBeInFlight) {
+	_, err := s.repair(ctx, n.ID)
+	if !errors.Is(err, orders.ErrCaptureMayBeInFlight) {
 		t.Fatalf("repair during a capture: got %v, want a refusal because a capture may be in flight", err)
 	}
 	if !strings.Contains(err.Error(), "CapturePayment") || !strings.Contains(err.Error(), "run the repair again after") {
@@ -112,7 +195,7 @@ func TestRepairRefusesWhileACaptureMayBeInFlight(t *testing.T) {
 	// The capture lands after all, as it would have.
 	close(held.release)
 	testkit.WaitFor(t, "the capture is recorded", 30*time.Second, func() bool { return paymentStatus(t, s, n.ID) == "CAPTURED" })
-	if _, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testkit.Logger()); err == nil {
+	if _, err := s.repair(ctx, n.ID); err == nil {
 		t.Error("repair of a captured order was allowed")
 	}
 	if state, captures := providerHold(t, s, n.ID); state != "CAPTURED" || captures != 1 {
@@ -143,7 +226,7 @@ func TestRepairVoidsTheLiveHoldOfAFailedOrder(t *testing.T) {
 	s.product(t, "REPAIR-2", 100, map[string]int{"east": 5})
 	n := newOrder(payment.TokenCaptureFails, order.Line{SKU: "REPAIR-2", Name: "x", Quantity: 1, UnitPriceCents: 100})
 	s.place(t, n, true)
-	s.waitAllTerminal(t, time.Minute)
+	s.waitTerminal(t, n.ID, time.Minute)
 	if got := s.status(t, n.ID); !strings.HasPrefix(got, "FAILED") {
 		t.Fatalf("setup: order ended %s, want FAILED", got)
 	}
@@ -151,7 +234,7 @@ func TestRepairVoidsTheLiveHoldOfAFailedOrder(t *testing.T) {
 		t.Fatalf("setup: provider hold is %q, want a live AUTHORIZED hold", state)
 	}
 
-	rep, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testkit.Logger())
+	rep, err := s.repair(ctx, n.ID)
 	if err != nil {
 		t.Fatalf("repair: %v", err)
 	}
@@ -164,7 +247,7 @@ func TestRepairVoidsTheLiveHoldOfAFailedOrder(t *testing.T) {
 	if got := paymentStatus(t, s, n.ID); got != "VOIDED" {
 		t.Errorf("payment is %s", got)
 	}
-	if _, err := workers.Repair(ctx, n.ID, s.store, s.pool, s.pool, s.client, testkit.Logger()); err != nil {
+	if _, err := s.repair(ctx, n.ID); err != nil {
 		t.Errorf("second repair: %v", err)
 	}
 	var voids int
@@ -185,11 +268,11 @@ func TestRepairVoidsTheLiveHoldOfAFailedOrder(t *testing.T) {
 // A PENDING order whose workflow was never started belongs to the starter:
 // a repair racing it would write the saga's next seq itself.
 func TestRepairLeavesANeverStartedOrderToTheStarter(t *testing.T) {
-	s := startSystem(t)
+	s := startRepairSystem(t, func(p payment.Provider) payment.Provider { return p })
 	s.product(t, "REPAIR-3", 100, map[string]int{"east": 5})
 	n := newOrder(payment.TokenOK, order.Line{SKU: "REPAIR-3", Name: "x", Quantity: 1, UnitPriceCents: 100})
 	s.place(t, n, false)
-	if _, err := workers.Repair(context.Background(), n.ID, s.store, s.pool, s.pool, s.client, testkit.Logger()); err == nil || !strings.Contains(err.Error(), "starter") {
+	if _, err := s.repair(context.Background(), n.ID); err == nil || !strings.Contains(err.Error(), "starter") {
 		t.Fatalf("repair of a never-started order: %v, want a refusal naming the starter", err)
 	}
 	if got := s.status(t, n.ID); got != "PENDING" {

@@ -1,4 +1,4 @@
-package workers
+package orders
 
 import (
 	"context"
@@ -20,7 +20,6 @@ import (
 
 	"github.com/ordersaga/ordersaga/internal/localstack/ports"
 	"github.com/ordersaga/ordersaga/internal/localstack/temporalserver"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/temporalsetup"
 	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/workflows/order"
@@ -31,7 +30,7 @@ import (
 // all these tests look at.
 type starterFixture struct {
 	pool    *pgxpool.Pool
-	store   *orderstore.Store
+	store   *Store
 	client  client.Client
 	reg     *prometheus.Registry
 	starter *Starter
@@ -40,16 +39,16 @@ type starterFixture struct {
 func newStarterFixture(t *testing.T, c client.Client) *starterFixture {
 	t.Helper()
 	pool := testkit.NewPool(t)
-	f := &starterFixture{pool: pool, store: orderstore.New(pool), client: c, reg: prometheus.NewRegistry()}
+	f := &starterFixture{pool: pool, store: NewStore(pool), client: c, reg: prometheus.NewRegistry()}
 	f.starter = NewStarter(f.store, c, StarterSettings{Interval: 200 * time.Millisecond}, testkit.Logger(), f.reg)
 	return f
 }
 
 // place records an order as the gateway does when it cannot start its
 // workflow: PENDING, seq 1, no workflow.
-func (f *starterFixture) place(t *testing.T, lines int, name string) orderstore.NewOrder {
+func (f *starterFixture) place(t *testing.T, lines int, name string) NewOrder {
 	t.Helper()
-	n := orderstore.NewOrder{ID: uuid.New(), CustomerID: uuid.New(), PaymentMethod: "tok_ok", Currency: "USD"}
+	n := NewOrder{ID: uuid.New(), CustomerID: uuid.New(), PaymentMethod: "tok_ok", Currency: "USD"}
 	for i := range lines {
 		n.Lines = append(n.Lines, order.Line{SKU: fmt.Sprintf("SKU-%02d", i), Name: name, Quantity: 1, UnitPriceCents: 100})
 	}
@@ -105,7 +104,7 @@ func TestStarterSkipsARefusedOrder(t *testing.T) {
 	refused := f.place(t, 50, strings.Repeat("n", 45_000)) // 2.25 MB of input
 	time.Sleep(5 * time.Millisecond)                       // strictly older than the rest
 	longNames := f.place(t, 50, strings.Repeat("𝄞", 200))
-	var normal []orderstore.NewOrder
+	var normal []NewOrder
 	for range 5 {
 		normal = append(normal, f.place(t, 1, "Watch"))
 	}
@@ -215,7 +214,7 @@ func TestStarterWaitsOutATemporalOutage(t *testing.T) {
 	}
 	f := newStarterFixture(t, c)
 	f.starter.startTimeout = time.Second
-	var orders []orderstore.NewOrder
+	var orders []NewOrder
 	for range 3 {
 		orders = append(orders, f.place(t, 1, "Watch"))
 	}

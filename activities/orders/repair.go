@@ -1,4 +1,4 @@
-package workers
+package orders
 
 import (
 	"context"
@@ -7,15 +7,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
-	"github.com/ordersaga/ordersaga/activities/inventory"
-	"github.com/ordersaga/ordersaga/activities/payment"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
@@ -34,34 +30,53 @@ const captureGrace = time.Minute
 // RepairReport says what Repair found and did.
 type RepairReport struct {
 	OrderID      uuid.UUID
-	Status       string
+	Status       order.Status
 	Workflow     string
 	Released     bool
 	Voided       bool
 	MarkedFailed bool
 }
 
+// PaymentService is what Repair needs of the payment service, which alone
+// reads and writes payments: *payment.Activities has it.
+type PaymentService interface {
+	// CaptureState says whether the order's payment was captured, and,
+	// while a capture call may still take effect at the provider, until
+	// when (zero otherwise).
+	CaptureState(ctx context.Context, orderID uuid.UUID) (captured bool, inFlightUntil time.Time, err error)
+	// VoidPayment lets go of the order's authorization, if any; it is
+	// idempotent.
+	VoidPayment(ctx context.Context, req order.PaymentRequest) error
+}
+
+// StockService is what Repair needs of the product service, which alone
+// writes stock: *inventory.Activities has it.
+type StockService interface {
+	// ReleaseStock releases what the order holds, if anything; it is
+	// idempotent.
+	ReleaseStock(ctx context.Context, req order.StockRequest) error
+}
+
 // Repair finishes the compensation of an order that ended FAILED, or whose
 // workflow was terminated, once the cause is fixed: it voids the order's
-// authorization at the payment provider and releases its stock (both
-// idempotent, keyed by the order id, and no-ops when there is nothing to
-// undo). It voids through the configured provider on the payments
-// database (payment.NewProvider, as the payment worker does), so that the
-// void reaches the provider that holds the money. A captured payment is left alone, and so is the stock: that needs
-// a refund. If the workflow is no longer running and the read model is not
-// terminal, it records FAILED(operator_repair), so the order does not stay
-// open forever.
+// authorization through the payment service and releases its stock
+// through the product service (both idempotent, keyed by the order id, and
+// no-ops when there is nothing to undo). Give it the payment service on
+// the configured provider (as the payment worker has it), so that the void
+// reaches the provider that holds the money. A captured payment is left
+// alone, and so is the stock: that needs a refund. If the workflow is no
+// longer running and the read model is not terminal, it records
+// FAILED(operator_repair), so the order does not stay open forever.
 //
 // It refuses orders whose workflow still runs (the saga owns those), and
 // orders whose capture may still be in flight: the workflow's history
 // shows a CapturePayment that never completed and whose attempt may still
-// run, or the payment record says a capture call may still take effect
-// (ErrCaptureMayBeInFlight). Payments are read and written only through
-// package payment.
-func Repair(ctx context.Context, id uuid.UUID, orders *orderstore.Store, catalog, payments *pgxpool.Pool, tc client.Client, log *zap.Logger) (RepairReport, error) {
+// run, or the payment service says a capture call may still take effect
+// (ErrCaptureMayBeInFlight).
+func Repair(ctx context.Context, id uuid.UUID, store *Store, payments PaymentService, stock StockService, tc client.Client, log *zap.Logger) (RepairReport, error) {
 	log = log.With(zap.String("order_id", id.String()))
 	rep := RepairReport{OrderID: id}
-	o, err := orders.Get(ctx, id)
+	o, err := store.Get(ctx, id)
 	if err != nil {
 		return rep, fmt.Errorf("read the order: %w", err)
 	}
@@ -92,45 +107,44 @@ func Repair(ctx context.Context, id uuid.UUID, orders *orderstore.Store, catalog
 				ErrCaptureMayBeInFlight, scheduled.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339))
 		}
 	}
-	if o.Status == string(order.Confirmed) {
+	if o.Status == order.Confirmed {
 		return rep, errors.New("the order is CONFIRMED: nothing to undo (a refund is another process)")
 	}
-	if rep.Workflow == "none" && o.Status == string(order.Pending) {
+	if rep.Workflow == "none" && o.Status == order.Pending {
 		// The order worker's starter runs exactly these orders; a repair
 		// racing it would write the same seq as the saga.
 		return rep, errors.New("the order is PENDING and its workflow was never started: the order worker's starter will run it; to stop it, cancel it through the API")
 	}
-	pay := payment.New(payments, payment.NewProvider(payments), log)
-	rec, err := payment.Lookup(ctx, payments, id)
+	captured, inFlightUntil, err := payments.CaptureState(ctx, id)
 	if err != nil {
 		return rep, err
 	}
-	if rec.Status == "CAPTURED" {
+	if captured {
 		return rep, errors.New("the payment was captured: it needs a refund, not a void; the stock is left as is")
 	}
-	if !rec.CaptureInFlightUntil.IsZero() {
-		log.Warn("repair refused: the payment record says a capture is in flight", zap.Time("until", rec.CaptureInFlightUntil))
+	if !inFlightUntil.IsZero() {
+		log.Warn("repair refused: the payment record says a capture is in flight", zap.Time("until", inFlightUntil))
 		return rep, fmt.Errorf("%w: the payment record says a capture call may take effect until %s: run the repair again after that",
-			ErrCaptureMayBeInFlight, rec.CaptureInFlightUntil.UTC().Format(time.RFC3339))
+			ErrCaptureMayBeInFlight, inFlightUntil.UTC().Format(time.RFC3339))
 	}
 	// Void before release, as the saga's undos run: if the provider says
 	// the money was taken after all, the sold units must stay held.
-	if err := pay.VoidPayment(ctx, order.PaymentRequest{OrderID: id.String(), AmountCents: o.TotalCents, Currency: o.Currency}); err != nil {
+	if err := payments.VoidPayment(ctx, order.PaymentRequest{OrderID: id.String(), AmountCents: o.TotalCents, Currency: o.Currency}); err != nil {
 		return rep, fmt.Errorf("void payment: %w", err)
 	}
 	rep.Voided = true
-	if err := inventory.New(catalog, log).ReleaseStock(ctx, order.StockRequest{OrderID: id.String()}); err != nil {
+	if err := stock.ReleaseStock(ctx, order.StockRequest{OrderID: id.String()}); err != nil {
 		return rep, fmt.Errorf("release stock: %w", err)
 	}
 	rep.Released = true
-	if !order.Status(o.Status).Terminal() {
-		events, err := orders.Events(ctx, id, 0)
+	if !o.Status.Terminal() {
+		seq, err := store.lastSeq(ctx, id)
 		if err != nil {
-			return rep, fmt.Errorf("read the order's events: %w", err)
+			return rep, err
 		}
-		rec := order.StatusRecord{OrderID: id.String(), CustomerID: o.CustomerID.String(), Seq: len(events) + 1,
-			Status: order.Failed, Reason: "operator_repair", TotalCents: o.TotalCents, OccurredAt: time.Now().UTC()}
-		if err := orders.RecordStatus(ctx, rec); err != nil {
+		rec := order.StatusRecord{OrderID: id.String(), CustomerID: o.CustomerID.String(), Seq: seq + 1,
+			Status: order.Failed, Reason: order.ReasonOperatorRepair, TotalCents: o.TotalCents, OccurredAt: time.Now().UTC()}
+		if err := store.RecordStatus(ctx, rec); err != nil {
 			return rep, fmt.Errorf("record FAILED: %w", err)
 		}
 		rep.MarkedFailed = true

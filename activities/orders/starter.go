@@ -1,4 +1,4 @@
-package workers
+package orders
 
 import (
 	"context"
@@ -13,7 +13,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ordersaga/ordersaga/internal/metrics"
-	"github.com/ordersaga/ordersaga/internal/orderstore"
 	"github.com/ordersaga/ordersaga/internal/postgres"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
@@ -42,7 +41,7 @@ const (
 // is skipped, logged with its order_id, counted in
 // ordersaga_starter_refused_total, and tried again after a backoff.
 type Starter struct {
-	store        *orderstore.Store
+	store        *Store
 	client       client.Client
 	interval     time.Duration
 	grace        time.Duration
@@ -63,9 +62,9 @@ type refusal struct {
 	retry time.Time
 }
 
-// NewStarter returns a starter configured by cfg that registers its
-// metrics with reg (nil: none).
-func NewStarter(store *orderstore.Store, c client.Client, s StarterSettings, log *zap.Logger, reg prometheus.Registerer) *Starter {
+// NewStarter returns a starter tuned by s that registers its metrics with
+// reg (nil: none).
+func NewStarter(store *Store, c client.Client, s StarterSettings, log *zap.Logger, reg prometheus.Registerer) *Starter {
 	refused := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "ordersaga_starter_refused_total",
 		Help: "Workflow starts of accepted orders that Temporal refused because of the order itself; each such order is skipped, logged with its order_id, and tried again later.",
@@ -108,7 +107,7 @@ func (s *Starter) Run(ctx context.Context) error {
 func (s *Starter) Once(ctx context.Context) (int, error) {
 	started := 0
 	seen := map[string]bool{}
-	var after *orderstore.Cursor
+	var after *Cursor
 	for {
 		inputs, last, err := s.store.Unstarted(ctx, s.grace, after, starterPage, s.timeouts)
 		if err != nil {
