@@ -2,7 +2,9 @@ package orders
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -10,6 +12,69 @@ import (
 	"github.com/ordersaga/ordersaga/internal/outbox"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
+
+// NewOrder is an order the gateway accepted: priced, validated, not yet run.
+type NewOrder struct {
+	ID            uuid.UUID
+	CustomerID    uuid.UUID
+	Lines         []order.Line
+	PaymentMethod string
+	Currency      string
+}
+
+// Total is the sum of the lines.
+func (n NewOrder) Total() int64 {
+	var t int64
+	for _, l := range n.Lines {
+		t += l.UnitPriceCents * int64(l.Quantity)
+	}
+	return t
+}
+
+// Input is the workflow input for n.
+func (n NewOrder) Input(t order.Timeouts) order.Input {
+	return order.Input{
+		OrderID: n.ID.String(), CustomerID: n.CustomerID.String(), Lines: n.Lines,
+		PaymentMethod: n.PaymentMethod, TotalCents: n.Total(), Currency: n.Currency, StepTimeout: t.Step, UndoTimeout: t.Undo,
+	}
+}
+
+// ErrExists says an order with that id is recorded already.
+var ErrExists = errors.New("order exists")
+
+// CreatePending records n as PENDING in one transaction: the order row, its
+// lines and its first event (seq 1). Once it returns, the order is durable
+// and readable, and the starter will run it if nobody else does.
+func (s *Store) CreatePending(ctx context.Context, n NewOrder) error {
+	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		return insertPending(ctx, tx, n)
+	})
+}
+
+func insertPending(ctx context.Context, tx pgx.Tx, n NewOrder) error {
+	var created time.Time
+	err := tx.QueryRow(ctx, `INSERT INTO orders.orders (id, customer_id, status, total_cents, currency, payment_method, last_seq)
+		VALUES ($1, $2, $3, $4, $5, $6, 1) ON CONFLICT (id) DO NOTHING RETURNING created_at`,
+		n.ID, n.CustomerID, string(order.Pending), n.Total(), n.Currency, n.PaymentMethod).Scan(&created)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrExists
+	}
+	if err != nil {
+		return fmt.Errorf("record order: %w", err)
+	}
+	for i, l := range n.Lines {
+		if _, err := tx.Exec(ctx, `INSERT INTO orders.order_lines (order_id, line_no, sku, name, quantity, unit_price_cents, line_total_cents)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, n.ID, i+1, l.SKU, l.Name, l.Quantity, l.UnitPriceCents, l.UnitPriceCents*int64(l.Quantity)); err != nil {
+			return fmt.Errorf("record order line: %w", err)
+		}
+	}
+	// The first event is the order's creation: it happened when the row did.
+	if _, err := outbox.Append(ctx, tx, order.OrderEvent{OrderID: n.ID, CustomerID: n.CustomerID, Seq: 1, Status: order.Pending,
+		TotalCents: n.Total(), OccurredAt: created}); err != nil {
+		return fmt.Errorf("record order: %w", err)
+	}
+	return nil
+}
 
 // RecordStatus records one transition in one transaction: the event
 // (order_id, seq) in the outbox, and the order row unless it already shows

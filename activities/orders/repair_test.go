@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 
 	"github.com/ordersaga/ordersaga/activities/inventory"
 	"github.com/ordersaga/ordersaga/activities/orders"
@@ -21,8 +20,6 @@ import (
 	sys "github.com/ordersaga/ordersaga/internal/testkit/system"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
-
-var repairWorkerOptions = worker.Options{WorkerStopTimeout: 5 * time.Second}
 
 // system is the whole of ordersaga (internal/testkit/system), seen by the
 // repair tests.
