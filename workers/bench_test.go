@@ -15,6 +15,7 @@ import (
 
 	"github.com/ordersaga/ordersaga/activities/payment"
 	"github.com/ordersaga/ordersaga/internal/testkit"
+	sys "github.com/ordersaga/ordersaga/internal/testkit/system"
 	"github.com/ordersaga/ordersaga/workflows/order"
 	"github.com/ordersaga/ordersaga/workflows/order/saga"
 )
@@ -48,14 +49,14 @@ func BenchmarkSaga(b *testing.B) {
 	})
 	b.Run("real", func(b *testing.B) {
 		s := startSystem(b)
-		s.product(b, "BENCH-1", 1000, map[string]int{"east": 1 << 30, "west": 1 << 30})
-		s.product(b, "BENCH-2", 500, map[string]int{"east": 1 << 30})
+		s.StockProduct("BENCH-1", 1000, map[string]int{"east": 1 << 30, "west": 1 << 30})
+		s.StockProduct("BENCH-2", 500, map[string]int{"east": 1 << 30})
 		inputs := make([]order.Input, b.N)
 		for i := range inputs {
-			n := newOrder(payment.TokenOK,
+			n := sys.NewOrder(payment.TokenOK,
 				order.Line{SKU: "BENCH-1", Name: "b1", Quantity: 1 + i%3, UnitPriceCents: 1000},
 				order.Line{SKU: "BENCH-2", Name: "b2", Quantity: 1, UnitPriceCents: 500})
-			s.place(b, n, false) // recorded as the gateway does; started by load
+			s.Record(n, false) // recorded as the gateway does; started by load
 			inputs[i] = n.Input(order.Timeouts{Step: time.Minute})
 		}
 		load(b, s.client, func(i int) order.Input { return inputs[i] })

@@ -59,39 +59,6 @@ func (s *system) startOrderWorker(t testing.TB) {
 	s.StartWorker("order")
 }
 
-func (s *system) product(t testing.TB, sku string, price int64, stock map[string]int) {
-	t.Helper()
-	n := inventory.NewProduct{SKU: sku, Name: sku, Brand: "Test", PriceCents: price, Currency: "USD"}
-	for wh, units := range stock {
-		n.Stock = append(n.Stock, inventory.InitialStock{Warehouse: wh, OnHand: units})
-	}
-	if _, err := inventory.NewCatalog(s.pool).Create(context.Background(), n, "test"); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func newOrder(token string, lines ...order.Line) orders.NewOrder {
-	return orders.NewOrder{ID: uuid.New(), CustomerID: uuid.New(), Lines: lines, PaymentMethod: token, Currency: "USD"}
-}
-
-// place records the order as the gateway does and, if start, starts its workflow.
-func (s *system) place(t testing.TB, n orders.NewOrder, start bool) {
-	t.Helper()
-	ctx := context.Background()
-	if err := s.store.CreatePending(ctx, n); err != nil {
-		t.Fatal(err)
-	}
-	if !start {
-		return
-	}
-	if err := order.Start(ctx, s.client, n.Input(order.Timeouts{Step: time.Minute})); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.store.MarkStarted(ctx, n.ID.String()); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func (s *system) waitAllTerminal(t *testing.T, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
@@ -108,18 +75,6 @@ func (s *system) waitAllTerminal(t *testing.T, within time.Duration) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-func (s *system) status(t *testing.T, id uuid.UUID) string {
-	t.Helper()
-	var st, reason string
-	if err := s.pool.QueryRow(context.Background(), `SELECT status, reason FROM orders.orders WHERE id = $1`, id).Scan(&st, &reason); err != nil {
-		t.Fatal(err)
-	}
-	if reason != "" {
-		return st + "(" + reason + ")"
-	}
-	return st
 }
 
 // checkInvariants checks DESIGN.md's invariants 1-4 in SQL once every order is terminal.
@@ -170,10 +125,10 @@ func (s *system) checkInvariants(t testing.TB) {
 // authorizing; every order ends terminal and the invariants hold.
 func TestHundredOrdersEndToEnd(t *testing.T) {
 	s := startSystem(t)
-	s.product(t, "PLENTY-1", 1000, map[string]int{"east": 500, "west": 500})
-	s.product(t, "PLENTY-2", 250, map[string]int{"east": 500})
-	s.product(t, "SCARCE-1", 9900, map[string]int{"east": 4, "west": 3})
-	s.product(t, "SCARCE-2", 4900, map[string]int{"west": 5})
+	s.StockProduct("PLENTY-1", 1000, map[string]int{"east": 500, "west": 500})
+	s.StockProduct("PLENTY-2", 250, map[string]int{"east": 500})
+	s.StockProduct("SCARCE-1", 9900, map[string]int{"east": 4, "west": 3})
+	s.StockProduct("SCARCE-2", 4900, map[string]int{"west": 5})
 
 	tokens := []string{payment.TokenOK, payment.TokenOK, payment.TokenOK, payment.TokenDeclined, payment.TokenInsufficientFunds,
 		payment.TokenTransientError, payment.TokenCaptureFails, payment.TokenOK}
@@ -205,8 +160,8 @@ func TestHundredOrdersEndToEnd(t *testing.T) {
 			token = payment.TokenSlow
 			lines = lines[:1]
 		}
-		n := newOrder(token, lines...)
-		s.place(t, n, i%10 != 9) // every tenth order is left for the starter
+		n := sys.NewOrder(token, lines...)
+		s.Record(n, i%10 != 9) // every tenth order is left for the starter
 		placed = append(placed, n)
 		if token == payment.TokenSlow {
 			cancelled = append(cancelled, n)
@@ -232,7 +187,7 @@ func TestHundredOrdersEndToEnd(t *testing.T) {
 
 	outcomes := map[string]int{}
 	for _, n := range placed {
-		got := s.status(t, n.ID)
+		got := s.Outcome(n.ID)
 		outcomes[got]++
 		ok := got == "REJECTED(out_of_stock)" && n.PaymentMethod != payment.TokenSlow
 		for _, want := range allowed[n.PaymentMethod] {
@@ -243,7 +198,7 @@ func TestHundredOrdersEndToEnd(t *testing.T) {
 		}
 	}
 	for _, n := range cancelled {
-		if got := s.status(t, n.ID); got != "CANCELLED(customer)" {
+		if got := s.Outcome(n.ID); got != "CANCELLED(customer)" {
 			t.Errorf("slow order cancelled while authorizing ended %s", got)
 		}
 	}
@@ -317,9 +272,9 @@ func (s *system) checkVisibility(t *testing.T, outcomes map[string]int) {
 
 func TestCancelOfConfirmedOrderIsRefusedByTheServer(t *testing.T) {
 	s := startSystem(t)
-	s.product(t, "SKU-1", 100, map[string]int{"east": 5})
-	n := newOrder(payment.TokenOK, order.Line{SKU: "SKU-1", Name: "x", Quantity: 1, UnitPriceCents: 100})
-	s.place(t, n, true)
+	s.StockProduct("SKU-1", 100, map[string]int{"east": 5})
+	n := sys.NewOrder(payment.TokenOK, order.Line{SKU: "SKU-1", Name: "x", Quantity: 1, UnitPriceCents: 100})
+	s.Record(n, true)
 	s.waitAllTerminal(t, time.Minute)
 	_, err := s.client.UpdateWorkflow(context.Background(), client.UpdateWorkflowOptions{
 		WorkflowID: order.WorkflowID(n.ID.String()), UpdateName: order.UpdateCancel,
@@ -328,7 +283,7 @@ func TestCancelOfConfirmedOrderIsRefusedByTheServer(t *testing.T) {
 	if err == nil {
 		t.Error("cancel of a confirmed order was accepted")
 	}
-	if got := s.status(t, n.ID); got != "CONFIRMED" {
+	if got := s.Outcome(n.ID); got != "CONFIRMED" {
 		t.Errorf("order is %s", got)
 	}
 	s.checkInvariants(t)
@@ -338,11 +293,11 @@ func TestCancelOfConfirmedOrderIsRefusedByTheServer(t *testing.T) {
 // started are run by the starter, once each, however often it runs.
 func TestStarterPicksUpOrphans(t *testing.T) {
 	s := startSystem(t)
-	s.product(t, "SKU-1", 100, map[string]int{"east": 50})
+	s.StockProduct("SKU-1", 100, map[string]int{"east": 50})
 	var ids []uuid.UUID
 	for i := 0; i < 5; i++ {
-		n := newOrder(payment.TokenOK, order.Line{SKU: "SKU-1", Name: "x", Quantity: 2, UnitPriceCents: 100})
-		s.place(t, n, false)
+		n := sys.NewOrder(payment.TokenOK, order.Line{SKU: "SKU-1", Name: "x", Quantity: 2, UnitPriceCents: 100})
+		s.Record(n, false)
 		ids = append(ids, n.ID)
 	}
 	ctx := context.Background()
@@ -355,7 +310,7 @@ func TestStarterPicksUpOrphans(t *testing.T) {
 	}
 	s.waitAllTerminal(t, time.Minute)
 	for _, id := range ids {
-		if got := s.status(t, id); got != "CONFIRMED" {
+		if got := s.Outcome(id); got != "CONFIRMED" {
 			t.Errorf("orphan %s ended %s", id, got)
 		}
 	}
@@ -372,12 +327,12 @@ func TestStarterPicksUpOrphans(t *testing.T) {
 // stock back, voids the authorization and closes the order as FAILED.
 func TestRepairFinishesATerminatedOrder(t *testing.T) {
 	s := startSystem(t)
-	s.product(t, "SKU-1", 100, map[string]int{"east": 5})
-	n := newOrder(payment.TokenSlow, order.Line{SKU: "SKU-1", Name: "x", Quantity: 2, UnitPriceCents: 100})
-	s.place(t, n, true)
+	s.StockProduct("SKU-1", 100, map[string]int{"east": 5})
+	n := sys.NewOrder(payment.TokenSlow, order.Line{SKU: "SKU-1", Name: "x", Quantity: 2, UnitPriceCents: 100})
+	s.Record(n, true)
 	ctx := context.Background()
 	deadline := time.Now().Add(30 * time.Second)
-	for s.status(t, n.ID) != "RESERVED" && time.Now().Before(deadline) {
+	for s.Outcome(n.ID) != "RESERVED" && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if _, err := orders.Repair(ctx, n.ID, s.store, payment.NewOperator(s.pool, payment.NewProvider(s.pool), testkit.Logger()), inventory.New(s.pool, testkit.Logger()), s.client, testkit.Logger()); err == nil {
@@ -395,7 +350,7 @@ func TestRepairFinishesATerminatedOrder(t *testing.T) {
 	if !rep.Released || !rep.Voided || !rep.MarkedFailed {
 		t.Errorf("report %+v", rep)
 	}
-	if got := s.status(t, n.ID); got != "FAILED(operator_repair)" {
+	if got := s.Outcome(n.ID); got != "FAILED(operator_repair)" {
 		t.Errorf("order is %s", got)
 	}
 	// Running it again changes nothing.

@@ -7,6 +7,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	sys "github.com/ordersaga/ordersaga/internal/testkit/system"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
@@ -19,12 +20,12 @@ import (
 // when the order worker is busy or restarting.
 func TestCancelInTheFirstWorkflowTask(t *testing.T) {
 	s := startSystem(t)
-	s.product(t, "FIRST-1", 1000, map[string]int{"east": 10})
+	s.StockProduct("FIRST-1", 1000, map[string]int{"east": 10})
 	line := order.Line{SKU: "FIRST-1", Name: "First", Quantity: 1, UnitPriceCents: 1000}
 
 	t.Run("update with start", func(t *testing.T) {
-		n := newOrder("tok_ok", line)
-		s.place(t, n, false)
+		n := sys.NewOrder("tok_ok", line)
+		s.Record(n, false)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		in := n.Input(order.Timeouts{Step: time.Minute})
@@ -47,7 +48,7 @@ func TestCancelInTheFirstWorkflowTask(t *testing.T) {
 			t.Errorf("cancel answered %+v, want CANCELLED(customer)", v)
 		}
 		s.waitAllTerminal(t, 30*time.Second)
-		if got := s.status(t, n.ID); got != "CANCELLED(customer)" {
+		if got := s.Outcome(n.ID); got != "CANCELLED(customer)" {
 			t.Errorf("order ended %s", got)
 		}
 		s.checkInvariants(t)
@@ -57,9 +58,9 @@ func TestCancelInTheFirstWorkflowTask(t *testing.T) {
 		// A namespace whose order worker starts only after the cancel is
 		// queued; the product and payment workers of s run on the other.
 		q := startSystemWithoutOrderWorker(t)
-		q.product(t, "FIRST-2", 1000, map[string]int{"east": 10})
-		n := newOrder("tok_ok", order.Line{SKU: "FIRST-2", Name: "First", Quantity: 1, UnitPriceCents: 1000})
-		q.place(t, n, true)
+		q.StockProduct("FIRST-2", 1000, map[string]int{"east": 10})
+		n := sys.NewOrder("tok_ok", order.Line{SKU: "FIRST-2", Name: "First", Quantity: 1, UnitPriceCents: 1000})
+		q.Record(n, true)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		type answer struct {
@@ -99,7 +100,7 @@ func TestCancelInTheFirstWorkflowTask(t *testing.T) {
 			t.Errorf("the cancel took %s once the worker ran: its first task was retried", took)
 		}
 		q.waitAllTerminal(t, 30*time.Second)
-		if got := q.status(t, n.ID); got != "CANCELLED(customer)" {
+		if got := q.Outcome(n.ID); got != "CANCELLED(customer)" {
 			t.Errorf("order ended %s", got)
 		}
 		q.checkInvariants(t)

@@ -74,7 +74,7 @@ func TestGoldenHistories(t *testing.T) {
 	// The order worker is started here, so that a path can stop it and
 	// start another.
 	stopOrderWorker := s.StartWorker("order")
-	s.product(t, "WATCH-42", 12900, map[string]int{"east": 50, "west": 20})
+	s.StockProduct("WATCH-42", 12900, map[string]int{"east": 50, "west": 20})
 
 	paths := []struct {
 		name, token string
@@ -113,7 +113,7 @@ func TestGoldenHistories(t *testing.T) {
 	replayer := replay.New(saga.OrderWorkflow, logging.Temporal(log))
 	for _, p := range paths {
 		t.Run(p.name, func(t *testing.T) {
-			n := newOrder(p.token, order.Line{SKU: "WATCH-42", Name: "Watch", Quantity: p.qty, UnitPriceCents: 12900})
+			n := sys.NewOrder(p.token, order.Line{SKU: "WATCH-42", Name: "Watch", Quantity: p.qty, UnitPriceCents: 12900})
 			if err := store.CreatePending(context.Background(), n); err != nil {
 				t.Fatal(err)
 			}
@@ -165,9 +165,9 @@ func TestGoldenHistories(t *testing.T) {
 
 func TestReplayByVisibilityQuery(t *testing.T) {
 	s := startSystem(t)
-	s.product(t, "SKU-1", 100, map[string]int{"east": 3})
+	s.StockProduct("SKU-1", 100, map[string]int{"east": 3})
 	for _, token := range []string{payment.TokenOK, payment.TokenDeclined, payment.TokenCaptureFails} {
-		s.place(t, newOrder(token, order.Line{SKU: "SKU-1", Name: "x", Quantity: 1, UnitPriceCents: 100}), true)
+		s.Record(sys.NewOrder(token, order.Line{SKU: "SKU-1", Name: "x", Quantity: 1, UnitPriceCents: 100}), true)
 	}
 	s.waitAllTerminal(t, time.Minute)
 	var histories []replay.History

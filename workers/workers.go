@@ -53,19 +53,25 @@ type Worker struct {
 }
 
 // Run polls the worker's task queue until ctx ends, then stops it,
-// letting running activities finish within the worker's stop timeout.
+// letting running activities finish within the worker's stop timeout. A
+// fatal error of the worker (its namespace gone, say) ends Run with that
+// error, so that the process stops instead of running while polling
+// nothing.
 func (w *Worker) Run(ctx context.Context) error {
-	if err := w.w.Start(); err != nil {
-		return fmt.Errorf("start %s worker: %w", w.name, err)
-	}
-	w.log.Info("worker started")
 	g, gctx := errgroup.WithContext(ctx)
 	if w.beside != nil {
 		g.Go(func() error { return w.beside(gctx) })
 	}
-	<-gctx.Done()
-	w.log.Info("worker stopping; running activities may finish")
-	w.w.Stop()
+	g.Go(func() error {
+		stop := make(chan any)
+		go func() { <-gctx.Done(); close(stop) }()
+		w.log.Info("worker starting")
+		if err := w.w.Run(stop); err != nil {
+			return fmt.Errorf("%s worker: %w", w.name, err)
+		}
+		w.log.Info("worker stopped")
+		return nil
+	})
 	if err := g.Wait(); err != nil && ctx.Err() == nil {
 		return err
 	}
@@ -93,7 +99,7 @@ type OrderSettings struct {
 // NewOrder returns the order worker: the workflow, its local activity and
 // the starter.
 func NewOrder(d OrderDeps, s OrderSettings) *Worker {
-	log := d.Log.With(zap.String("worker", "order"))
+	log := orNop(d.Log).With(zap.String("worker", "order"))
 	w := newWorker(d.Temporal, orderActivities(d.Orders, log), s.Worker)
 	w.RegisterWorkflowWithOptions(saga.OrderWorkflow, workflow.RegisterOptions{Name: order.WorkflowName})
 	out := &Worker{name: "order", w: w, log: log}
@@ -106,13 +112,21 @@ func NewOrder(d OrderDeps, s OrderSettings) *Worker {
 // NewProduct returns the product worker with the inventory activities over
 // the catalog schema.
 func NewProduct(c client.Client, catalog *pgxpool.Pool, opts worker.Options, log *zap.Logger) *Worker {
-	log = log.With(zap.String("worker", "product"))
+	log = orNop(log).With(zap.String("worker", "product"))
 	return &Worker{name: "product", w: newWorker(c, productActivities(catalog, log), opts), log: log}
 }
 
 // NewPayment returns the payment worker with the payment activities over
 // the payments schema and provider.
 func NewPayment(c client.Client, payments *pgxpool.Pool, provider payment.Provider, opts worker.Options, log *zap.Logger) *Worker {
-	log = log.With(zap.String("worker", "payment"))
+	log = orNop(log).With(zap.String("worker", "payment"))
 	return &Worker{name: "payment", w: newWorker(c, paymentActivities(payments, provider, log), opts), log: log}
+}
+
+// orNop is log, or a logger that drops everything when there is none.
+func orNop(log *zap.Logger) *zap.Logger {
+	if log == nil {
+		return zap.NewNop()
+	}
+	return log
 }

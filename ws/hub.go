@@ -95,6 +95,9 @@ type Deps struct {
 
 // New returns a hub over d.
 func New(d Deps, s Settings) *Hub {
+	if d.Log == nil {
+		d.Log = zap.NewNop()
+	}
 	if s.SendBuffer <= 0 {
 		s.SendBuffer = 256
 	}

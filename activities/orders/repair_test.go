@@ -24,6 +24,7 @@ import (
 // system is the whole of ordersaga (internal/testkit/system), seen by the
 // repair tests.
 type system struct {
+	*sys.System
 	pool   *pgxpool.Pool
 	client client.Client
 	store  *orders.Store
@@ -35,50 +36,12 @@ type system struct {
 func startRepairSystem(t *testing.T, wrap func(payment.Provider) payment.Provider) *system {
 	t.Helper()
 	s := sys.Start(t, sys.Options{SlowDelay: 5 * time.Second, Provider: func(sim *payment.Simulator) payment.Provider { return wrap(sim) }})
-	return &system{pool: s.Pool, client: s.Temporal, store: s.Store}
+	return &system{System: s, pool: s.Pool, client: s.Temporal, store: s.Store}
 }
 
 func (s *system) repair(ctx context.Context, id uuid.UUID) (orders.RepairReport, error) {
 	log := testkit.Logger()
 	return orders.Repair(ctx, id, s.store, payment.NewOperator(s.pool, payment.NewProvider(s.pool), log), inventory.New(s.pool, log), s.client, log)
-}
-
-func (s *system) product(t testing.TB, sku string, price int64, stock map[string]int) {
-	t.Helper()
-	ctx := context.Background()
-	if _, err := s.pool.Exec(ctx, `INSERT INTO catalog.products (sku, name, brand, price_cents) VALUES ($1, $1, 'Test', $2)`, sku, price); err != nil {
-		t.Fatal(err)
-	}
-	for wh, n := range stock {
-		if _, err := s.pool.Exec(ctx, `INSERT INTO catalog.stock (sku, warehouse, on_hand) VALUES ($1, $2, $3)`, sku, wh, n); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.pool.Exec(ctx, `INSERT INTO catalog.stock_movements (sku, warehouse, on_hand_delta, reserved_delta, kind, actor) VALUES ($1, $2, $3, 0, 'initial', 'test')`, sku, wh, n); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func newOrder(token string, lines ...order.Line) orders.NewOrder {
-	return orders.NewOrder{ID: uuid.New(), CustomerID: uuid.New(), Lines: lines, PaymentMethod: token, Currency: "USD"}
-}
-
-// place records the order as the gateway does and, if start, starts its workflow.
-func (s *system) place(t testing.TB, n orders.NewOrder, start bool) {
-	t.Helper()
-	ctx := context.Background()
-	if err := s.store.CreatePending(ctx, n); err != nil {
-		t.Fatal(err)
-	}
-	if !start {
-		return
-	}
-	if err := order.Start(ctx, s.client, n.Input(order.Timeouts{Step: time.Minute})); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.store.MarkStarted(ctx, n.ID.String()); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // waitTerminal waits until the order's status is terminal.
@@ -91,19 +54,6 @@ func (s *system) waitTerminal(t *testing.T, id uuid.UUID, within time.Duration) 
 		}
 		return o.Status.Terminal()
 	})
-}
-
-// status is the order's status and, if any, its reason: "FAILED(step_failed)".
-func (s *system) status(t *testing.T, id uuid.UUID) string {
-	t.Helper()
-	o, err := s.store.Get(context.Background(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.Reason != "" {
-		return string(o.Status) + "(" + string(o.Reason) + ")"
-	}
-	return string(o.Status)
 }
 
 // providerHold reads the payment provider's own ledger (paysim.holds) for
@@ -163,9 +113,9 @@ func TestRepairRefusesWhileACaptureMayBeInFlight(t *testing.T) {
 	ctx := context.Background()
 	held := &heldCapture{reached: make(chan struct{}), release: make(chan struct{})}
 	s := startRepairSystem(t, func(p payment.Provider) payment.Provider { held.Provider = p; return held })
-	s.product(t, "REPAIR-1", 100, map[string]int{"east": 5})
-	n := newOrder(payment.TokenOK, order.Line{SKU: "REPAIR-1", Name: "x", Quantity: 2, UnitPriceCents: 100})
-	s.place(t, n, true)
+	s.StockProduct("REPAIR-1", 100, map[string]int{"east": 5})
+	n := sys.NewOrder(payment.TokenOK, order.Line{SKU: "REPAIR-1", Name: "x", Quantity: 2, UnitPriceCents: 100})
+	s.Record(n, true)
 	select {
 	case <-held.reached:
 	case <-time.After(30 * time.Second):
@@ -220,11 +170,11 @@ func (voidsRefused) Void(context.Context, string) error {
 func TestRepairVoidsTheLiveHoldOfAFailedOrder(t *testing.T) {
 	ctx := context.Background()
 	s := startRepairSystem(t, func(p payment.Provider) payment.Provider { return voidsRefused{p} })
-	s.product(t, "REPAIR-2", 100, map[string]int{"east": 5})
-	n := newOrder(payment.TokenCaptureFails, order.Line{SKU: "REPAIR-2", Name: "x", Quantity: 1, UnitPriceCents: 100})
-	s.place(t, n, true)
+	s.StockProduct("REPAIR-2", 100, map[string]int{"east": 5})
+	n := sys.NewOrder(payment.TokenCaptureFails, order.Line{SKU: "REPAIR-2", Name: "x", Quantity: 1, UnitPriceCents: 100})
+	s.Record(n, true)
 	s.waitTerminal(t, n.ID, time.Minute)
-	if got := s.status(t, n.ID); !strings.HasPrefix(got, "FAILED") {
+	if got := s.Outcome(n.ID); !strings.HasPrefix(got, "FAILED") {
 		t.Fatalf("setup: order ended %s, want FAILED", got)
 	}
 	if state, _ := providerHold(t, s, n.ID); state != "AUTHORIZED" {
@@ -257,7 +207,7 @@ func TestRepairVoidsTheLiveHoldOfAFailedOrder(t *testing.T) {
 	if got := reservedUnits(t, s, "REPAIR-2"); got != 0 {
 		t.Errorf("%d units still reserved", got)
 	}
-	if got := s.status(t, n.ID); !strings.HasPrefix(got, "FAILED") {
+	if got := s.Outcome(n.ID); !strings.HasPrefix(got, "FAILED") {
 		t.Errorf("order is %s after repair; it stays FAILED", got)
 	}
 }
@@ -266,13 +216,13 @@ func TestRepairVoidsTheLiveHoldOfAFailedOrder(t *testing.T) {
 // a repair racing it would write the saga's next seq itself.
 func TestRepairLeavesANeverStartedOrderToTheStarter(t *testing.T) {
 	s := startRepairSystem(t, func(p payment.Provider) payment.Provider { return p })
-	s.product(t, "REPAIR-3", 100, map[string]int{"east": 5})
-	n := newOrder(payment.TokenOK, order.Line{SKU: "REPAIR-3", Name: "x", Quantity: 1, UnitPriceCents: 100})
-	s.place(t, n, false)
+	s.StockProduct("REPAIR-3", 100, map[string]int{"east": 5})
+	n := sys.NewOrder(payment.TokenOK, order.Line{SKU: "REPAIR-3", Name: "x", Quantity: 1, UnitPriceCents: 100})
+	s.Record(n, false)
 	if _, err := s.repair(context.Background(), n.ID); err == nil || !strings.Contains(err.Error(), "starter") {
 		t.Fatalf("repair of a never-started order: %v, want a refusal naming the starter", err)
 	}
-	if got := s.status(t, n.ID); got != "PENDING" {
+	if got := s.Outcome(n.ID); got != "PENDING" {
 		t.Errorf("order is %s after the refused repair", got)
 	}
 }

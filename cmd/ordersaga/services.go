@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -169,6 +171,46 @@ func runWorker(ctx context.Context, cfg config.Config, log *zap.Logger, reg *pro
 	if err := cfg.Require(required...); err != nil {
 		return err
 	}
+	// The probes answer from the start, while the pool and the client wait
+	// for their servers: an outage at startup makes the worker unready, not
+	// restarted in a loop by its liveness probe.
+	g, gctx := errgroup.WithContext(ctx)
+	var opened atomic.Pointer[workerDeps]
+	if ops {
+		ln, err := listen(cfg.MetricsAddr, "METRICS_ADDR")
+		if err != nil {
+			return err
+		}
+		g.Go(func() error {
+			return runOps(gctx, ln, reg,
+				serve.Check{Name: "postgres", Ping: func(ctx context.Context) error {
+					if d := opened.Load(); d != nil {
+						return d.pool.Ping(ctx)
+					}
+					return errors.New("connecting")
+				}},
+				serve.Check{Name: "temporal", Ping: func(ctx context.Context) error {
+					if d := opened.Load(); d != nil {
+						_, err := d.temporal.CheckHealth(ctx, &client.CheckHealthRequest{})
+						return err
+					}
+					return errors.New("connecting")
+				}})
+		})
+	}
+	g.Go(func() error { return runWorkerOn(gctx, cfg, log, reg, which, dsn, &opened) })
+	return g.Wait()
+}
+
+// workerDeps are what a worker process opened, for its probes.
+type workerDeps struct {
+	pool     *pgxpool.Pool
+	temporal client.Client
+}
+
+// runWorkerOn opens the worker's pool and Temporal client, and runs the
+// worker (and the order worker's relay) on them until ctx ends.
+func runWorkerOn(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometheus.Registry, which, dsn string, opened *atomic.Pointer[workerDeps]) error {
 	pool, err := postgres.Open(ctx, dsn, cfg.DatabaseMaxConns)
 	if err != nil {
 		return err
@@ -179,19 +221,9 @@ func runWorker(ctx context.Context, cfg config.Config, log *zap.Logger, reg *pro
 		return err
 	}
 	defer c.Close()
-
+	opened.Store(&workerDeps{pool: pool, temporal: c})
+	g, ctx := errgroup.WithContext(ctx)
 	opts := workers.Options(cfg.Worker)
-	g, gctx := errgroup.WithContext(ctx)
-	if ops {
-		g.Go(func() error {
-			return runOps(gctx, cfg, reg,
-				serve.Check{Name: "postgres", Ping: pool.Ping},
-				serve.Check{Name: "temporal", Ping: func(ctx context.Context) error {
-					_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
-					return err
-				}})
-		})
-	}
 	switch which {
 	case "order":
 		w := workers.NewOrder(workers.OrderDeps{Temporal: c, Orders: orders.NewStore(pool), Registry: reg, Log: log},
@@ -201,12 +233,12 @@ func runWorker(ctx context.Context, cfg config.Config, log *zap.Logger, reg *pro
 			return err
 		}
 		defer closeRelay()
-		g.Go(func() error { return w.Run(gctx) })
-		g.Go(func() error { return relay.Run(gctx) })
+		g.Go(func() error { return relay.Run(ctx) })
+		g.Go(func() error { return w.Run(ctx) })
 	case "product":
-		g.Go(func() error { return workers.NewProduct(c, pool, opts, log).Run(gctx) })
+		g.Go(func() error { return workers.NewProduct(c, pool, opts, log).Run(ctx) })
 	case "payment":
-		g.Go(func() error { return workers.NewPayment(c, pool, payment.NewProvider(pool), opts, log).Run(gctx) })
+		g.Go(func() error { return workers.NewPayment(c, pool, payment.NewProvider(pool), opts, log).Run(ctx) })
 	}
 	return g.Wait()
 }
@@ -233,11 +265,7 @@ func dialTemporal(ctx context.Context, cfg config.Config, log *zap.Logger) (clie
 
 // runOps serves a worker process's /metrics, /healthz and /readyz on
 // METRICS_ADDR: ready while its database and Temporal answer.
-func runOps(ctx context.Context, cfg config.Config, reg *prometheus.Registry, checks ...serve.Check) error {
-	ln, err := listen(cfg.MetricsAddr, "METRICS_ADDR")
-	if err != nil {
-		return err
-	}
+func runOps(ctx context.Context, ln net.Listener, reg *prometheus.Registry, checks ...serve.Check) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", metrics.Handler(reg))
 	serve.Probes(mux, checks...)

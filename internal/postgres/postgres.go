@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ordersaga/ordersaga/internal/retry"
 )
 
 // Open returns a pool on dsn with at most maxConns connections, once the
@@ -36,21 +38,15 @@ func Open(ctx context.Context, dsn string, maxConns int32) (*pgxpool.Pool, error
 
 // WaitReady pings pool until it answers or ctx ends.
 func WaitReady(ctx context.Context, pool *pgxpool.Pool) error {
-	delay := 50 * time.Millisecond
-	for {
+	err := retry.Do(ctx, 50*time.Millisecond, time.Second, func(ctx context.Context) error {
 		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		err := pool.Ping(pctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("postgres %s:%d did not answer: %w", pool.Config().ConnConfig.Host, pool.Config().ConnConfig.Port, err)
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, time.Second)
+		defer cancel()
+		return pool.Ping(pctx)
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("postgres %s:%d did not answer: %w", pool.Config().ConnConfig.Host, pool.Config().ConnConfig.Port, err)
 	}
+	return nil
 }
 
 // Pools opens one pool per distinct DSN, so that services whose schemas

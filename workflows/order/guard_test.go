@@ -30,8 +30,7 @@ var deniedStd = []string{"net", "crypto/tls", "os", "syscall", "plugin", "io/iou
 // has to be judged, and added here, before workflow code may use it.
 // github.com/google/uuid is the type of the ids in the contract's
 // OrderEvent: a value type that does no I/O as used (uuid.New, which reads
-// random bytes, is for the gateway; workflowcheck refuses it in workflow
-// code).
+// random bytes, is for the gateway, never for workflow code).
 var allowedThirdParty = []string{"go.temporal.io/", "github.com/google/uuid"}
 
 // deniedTemporal are the SDK packages that talk to the Temporal server or

@@ -237,6 +237,57 @@ func listen(t testing.TB) net.Listener {
 	return ln
 }
 
+// StockProduct creates a product priced price with on-hand stock per
+// warehouse, through the product service, as an admin would.
+func (s *System) StockProduct(sku string, price int64, stock map[string]int) {
+	s.T.Helper()
+	n := inventory.NewProduct{SKU: sku, Name: sku, Brand: "Test", PriceCents: price, Currency: "USD"}
+	for wh, units := range stock {
+		n.Stock = append(n.Stock, inventory.InitialStock{Warehouse: wh, OnHand: units})
+	}
+	if _, err := inventory.NewCatalog(s.Pool).Create(context.Background(), n, "test"); err != nil {
+		s.T.Fatal(err)
+	}
+}
+
+// NewOrder is an order of a new customer paying with token, not yet recorded.
+func NewOrder(token string, lines ...order.Line) orders.NewOrder {
+	return orders.NewOrder{ID: uuid.New(), CustomerID: uuid.New(), Lines: lines, PaymentMethod: token, Currency: "USD"}
+}
+
+// Record records n as the gateway does and, if start, starts its workflow;
+// an order left unstarted waits for a starter.
+func (s *System) Record(n orders.NewOrder, start bool) {
+	s.T.Helper()
+	ctx := context.Background()
+	if err := s.Store.CreatePending(ctx, n); err != nil {
+		s.T.Fatal(err)
+	}
+	if !start {
+		return
+	}
+	if err := order.Start(ctx, s.Temporal, n.Input(order.Timeouts{Step: s.opt.StepTimeout})); err != nil {
+		s.T.Fatal(err)
+	}
+	if err := s.Store.MarkStarted(ctx, n.ID.String()); err != nil {
+		s.T.Fatal(err)
+	}
+}
+
+// Outcome is the order's status as the read model shows it, with its
+// reason if any: "REJECTED(out_of_stock)".
+func (s *System) Outcome(id uuid.UUID) string {
+	s.T.Helper()
+	o, err := s.Store.Get(context.Background(), id)
+	if err != nil {
+		s.T.Fatal(err)
+	}
+	if o.Reason != "" {
+		return string(o.Status) + "(" + string(o.Reason) + ")"
+	}
+	return string(o.Status)
+}
+
 // Do sends a JSON request to the gateway and returns the status and body.
 func (s *System) Do(method, path, token string, body any) (int, []byte) {
 	s.T.Helper()
