@@ -8,22 +8,14 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"go.temporal.io/sdk/client"
-
-	"github.com/ordersaga/ordersaga/activities/inventory"
-	"github.com/ordersaga/ordersaga/activities/orders"
-	"github.com/ordersaga/ordersaga/gateway"
 	"github.com/ordersaga/ordersaga/internal/accounts"
-	"github.com/ordersaga/ordersaga/internal/authn"
 	"github.com/ordersaga/ordersaga/internal/config"
-	"github.com/ordersaga/ordersaga/internal/testkit"
+	"github.com/ordersaga/ordersaga/internal/testkit/system"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
@@ -88,30 +80,12 @@ func wantRateLimited(t testing.TB, what string, r response, max time.Duration) {
 	}
 }
 
-// gatewayWith runs a gateway configured from vars, as `ordersaga gateway`
-// reads them, on a database of its own, and returns its URL. Temporal is
-// not needed by the routes these tests use.
+// gatewayWith runs a system whose gateway is configured from vars, as
+// `ordersaga gateway` reads them, and returns its URL and accounts.
 func gatewayWith(t *testing.T, vars map[string]string) (url string, accts *accounts.Store) {
 	t.Helper()
-	cfg, err := config.LoadFrom(vars)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := testkit.NewPool(t)
-	tc, err := client.NewLazyClient(client.Options{HostPort: "127.0.0.1:1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tc.Close)
-	accts = accounts.NewStore(pool)
-	gw := gateway.New(gateway.Deps{
-		Accounts: accts, Catalog: inventory.NewCatalog(pool), Orders: orders.NewStore(pool), Temporal: tc,
-		Tokens: authn.New(secret, time.Hour, time.Now), Log: testkit.Logger(), Registry: prometheus.NewRegistry(), Now: time.Now,
-	}, gateway.Settings{CursorKey: gateway.CursorKey(secret), WSURL: "ws://127.0.0.1:1/ws",
-		TemporalUIURL: cfg.TemporalUIURL, TrustedProxies: cfg.TrustedProxies, CORSOrigins: cfg.CORSAllowedOrigins})
-	srv := httptest.NewServer(gw.Handler())
-	t.Cleanup(srv.Close)
-	return srv.URL, accts
+	sys := system.Start(t, system.Options{NoWorkers: true, Env: vars})
+	return sys.GatewayURL, accounts.NewStore(sys.Pool)
 }
 
 // Today's X-Forwarded-For is anybody's to write: without trusted proxies

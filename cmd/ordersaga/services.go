@@ -106,16 +106,7 @@ func runGateway(ctx context.Context, cfg config.Config, log *zap.Logger, reg *pr
 		Accounts: accounts.NewStore(authDB), Catalog: inventory.NewCatalog(catalogDB), Orders: orders.NewStore(ordersDB), Outbox: outbox.NewLog(ordersDB),
 		Temporal: tc, Tokens: authn.New(cfg.JWTSecret, cfg.JWTTTL, time.Now), Log: log, Registry: reg, Now: time.Now,
 		Codec: payloadCodec, Listener: ln,
-	}, gatewaySettings(cfg)).Run(ctx)
-}
-
-// gatewaySettings are the gateway's settings from the configuration.
-func gatewaySettings(cfg config.Config) gateway.Settings {
-	return gateway.Settings{
-		Timeouts: cfg.OrderTimeouts(), CursorKey: gateway.CursorKey(cfg.JWTSecret), WSURL: cfg.WSURL(), HubStatusURL: cfg.HubStatusURL(),
-		TemporalUIURL: cfg.TemporalUIURL, Namespace: cfg.TemporalNamespace,
-		TrustedProxies: cfg.TrustedProxies, CORSOrigins: cfg.CORSAllowedOrigins,
-	}
+	}, gateway.SettingsFrom(cfg)).Run(ctx)
 }
 
 // runHub is `ordersaga ws`: websockets on WS_ADDR, /metrics and /status on

@@ -31,6 +31,7 @@ import (
 	"github.com/ordersaga/ordersaga/gateway"
 	"github.com/ordersaga/ordersaga/internal/accounts"
 	"github.com/ordersaga/ordersaga/internal/authn"
+	"github.com/ordersaga/ordersaga/internal/config"
 	"github.com/ordersaga/ordersaga/internal/kafkaclient"
 	"github.com/ordersaga/ordersaga/internal/logging"
 	"github.com/ordersaga/ordersaga/internal/outbox"
@@ -99,6 +100,10 @@ type Options struct {
 	// StepTimeout bounds each saga step of the orders the gateway starts
 	// (default 1 min).
 	StepTimeout time.Duration
+	// Env adds configuration variables (TRUSTED_PROXIES,
+	// CORS_ALLOWED_ORIGINS, TEMPORAL_UI_URL, …), read as `ordersaga
+	// gateway` reads them.
+	Env map[string]string
 }
 
 // WorkerOptions are the test workers' options: a short stop, so that a
@@ -174,11 +179,23 @@ func Start(t testing.TB, opt Options) *System {
 	}
 	t.Cleanup(tc.Close)
 	gwLn := listen(t)
+	env := map[string]string{
+		"JWT_SECRET": Secret, "ORDER_STEP_TIMEOUT": opt.StepTimeout.String(), "TEMPORAL_ADDRESS": addr, "TEMPORAL_NAMESPACE": ns,
+		"TEMPORAL_UI_URL": "http://" + addr, "WS_PUBLIC_URL": s.HubURL, "WS_OPS_URL": s.HubOpsURL,
+	}
+	for k, v := range opt.Env {
+		env[k] = v
+	}
+	cfg, err := config.LoadFrom(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := gateway.SettingsFrom(cfg)
+	settings.StartTimeout = opt.StartTimeout
 	s.Gateway = gateway.New(gateway.Deps{
 		Accounts: accounts.NewStore(pool), Catalog: inventory.NewCatalog(pool), Orders: s.Store, Outbox: outbox.NewLog(pool), Temporal: tc,
 		Tokens: s.Tokens, Log: log, Registry: prometheus.NewRegistry(), Now: time.Now, Codec: testkit.Codec(), Listener: gwLn,
-	}, gateway.Settings{Timeouts: order.Timeouts{Step: opt.StepTimeout}, CursorKey: gateway.CursorKey(Secret), WSURL: s.HubURL,
-		HubStatusURL: s.HubOpsURL + "/status", Namespace: ns, TemporalUIURL: "http://" + addr, StartTimeout: opt.StartTimeout})
+	}, settings)
 	s.GatewayURL = "http://" + gwLn.Addr().String()
 	s.run("gateway", s.Gateway.Run)
 
