@@ -1,11 +1,8 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -15,6 +12,7 @@ import (
 
 	"github.com/ordersaga/ordersaga/internal/accounts"
 	"github.com/ordersaga/ordersaga/internal/config"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/internal/testkit/system"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
@@ -38,31 +36,11 @@ func peerAt(t testing.TB, base, ip string) *peer {
 // do sends a JSON request; headers are name, value pairs.
 func (c *peer) do(method, path string, body any, headers ...string) response {
 	c.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
+	status, header, b := testkit.Exchange(c.t, c.http, method, c.base+path, body, headers...)
+	if status >= 500 {
+		c.t.Errorf("%s %s answered %d: %s", method, path, status, b)
 	}
-	req, err := http.NewRequest(method, c.base+path, rd)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 500 {
-		c.t.Errorf("%s %s answered %d: %s", method, path, resp.StatusCode, b)
-	}
-	return response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	return response{Status: status, Header: header, Body: b}
 }
 
 func (c *peer) login(email, password string, headers ...string) response {

@@ -7,11 +7,9 @@
 package system
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -308,25 +306,12 @@ func (s *System) Outcome(id uuid.UUID) string {
 // Do sends a JSON request to the gateway and returns the status and body.
 func (s *System) Do(method, path, token string, body any) (int, []byte) {
 	s.T.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, s.GatewayURL+path, rd)
-	if err != nil {
-		s.T.Fatal(err)
-	}
+	var auth []string
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		auth = []string{"Authorization", "Bearer " + token}
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.T.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	status, _, b := testkit.Exchange(s.T, http.DefaultClient, method, s.GatewayURL+path, body, auth...)
+	return status, b
 }
 
 // Login returns a token for the account.
