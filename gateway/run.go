@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"go.uber.org/zap"
 
@@ -10,11 +11,17 @@ import (
 )
 
 // Run serves the gateway on its listener until ctx ends, then lets the
-// requests in flight finish.
+// requests in flight finish. The monitoring samples its figures (see
+// internal/monitor) for as long as the gateway serves.
 func (s *Server) Run(ctx context.Context) error {
 	if s.listener == nil {
 		return errors.New("gateway: no listener to serve on (Deps.Listener)")
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	var sampling sync.WaitGroup
+	defer sampling.Wait()
+	defer cancel()
+	sampling.Go(func() { _ = s.monitor.Run(ctx) })
 	s.log.Info("gateway listening", zap.String("addr", s.listener.Addr().String()))
 	return serve.Run(ctx, serve.NewServer(s.Handler()), s.listener)
 }

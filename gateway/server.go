@@ -19,7 +19,9 @@ import (
 	"github.com/ordersaga/ordersaga/internal/accounts"
 	"github.com/ordersaga/ordersaga/internal/authn"
 	"github.com/ordersaga/ordersaga/internal/codec"
+	"github.com/ordersaga/ordersaga/internal/monitor"
 	"github.com/ordersaga/ordersaga/internal/outbox"
+	"github.com/ordersaga/ordersaga/internal/postgres"
 	"github.com/ordersaga/ordersaga/internal/ratelimit"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
@@ -68,6 +70,7 @@ type Server struct {
 	logins        *ratelimit.Logins
 	registrations *ratelimit.Keyed
 	metrics       *httpMetrics
+	monitor       *monitor.Monitor
 	listener      net.Listener
 	engineOnce    sync.Once
 	engine        *gin.Engine
@@ -90,6 +93,10 @@ type Deps struct {
 	Codec converter.PayloadCodec
 	// Listener is where Run serves; tests pass one on port 0.
 	Listener net.Listener
+
+	// OrdersStats reads the orders database's sessions, size and slowest
+	// statements, for the monitoring; nil leaves those charts null.
+	OrdersStats *postgres.Stats
 }
 
 // New returns a gateway over deps.
@@ -106,7 +113,7 @@ func New(deps Deps, s Settings) *Server {
 	if deps.Codec == nil {
 		deps.Codec, _ = codec.New(nil) // no keys: cannot fail
 	}
-	return &Server{
+	srv := &Server{
 		accounts: deps.Accounts, catalog: deps.Catalog, orders: deps.Orders, outbox: deps.Outbox, temporal: deps.Temporal, codec: deps.Codec,
 		tokens: deps.Tokens, log: deps.Log.With(zap.String("service", "gateway")), listener: deps.Listener, reg: deps.Registry, now: deps.Now, settings: s,
 		cursors: cursors{key: s.CursorKey},
@@ -116,6 +123,8 @@ func New(deps Deps, s Settings) *Server {
 		registrations: ratelimit.New(10*time.Second, 10, deps.Now),
 		metrics:       newHTTPMetrics(deps.Registry),
 	}
+	srv.monitor = srv.newMonitor(deps)
+	return srv
 }
 
 // Handler returns the gin engine with every route of API.md: the one that
@@ -168,6 +177,7 @@ func (s *Server) routes() *gin.Engine {
 	api.POST("/orders/:id/cancel", s.authenticated, s.cancelOrder)
 
 	api.GET("/system/status", s.authenticated, s.admin, s.systemStatus)
+	api.GET("/system/metrics", s.authenticated, s.admin, s.systemMetrics)
 	s.codecRoutes(api) // POST /codec/encode and /codec/decode (codec.go)
 	return r
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -133,25 +134,40 @@ func (s *Server) hubStatus(ctx context.Context, now time.Time) componentStatus {
 		st.Detail = "not configured"
 		return st
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.settings.HubStatusURL, nil)
-	if err != nil {
-		st.Detail = "bad hub status URL"
-		return st
-	}
-	resp, err := http.DefaultClient.Do(req)
+	hs, err := s.readHub(ctx)
 	if err != nil {
 		st.Detail = "not answering"
 		return st
 	}
-	defer resp.Body.Close()
-	var hs struct {
-		Connections      int64 `json:"connections"`
-		KafkaConsumerLag int64 `json:"kafka_consumer_lag"`
-	}
-	st.Up = resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&hs) == nil
-	if st.Up {
-		st.LastSeen = &now
-		st.Connections, st.KafkaConsumerLag = &hs.Connections, &hs.KafkaConsumerLag
-	}
+	st.Up, st.LastSeen = true, &now
+	st.Connections, st.KafkaConsumerLag = &hs.Connections, &hs.KafkaConsumerLag
 	return st
+}
+
+// hubReport is what the hub's /status says.
+type hubReport struct {
+	Connections      int64 `json:"connections"`
+	KafkaConsumerLag int64 `json:"kafka_consumer_lag"`
+}
+
+// readHub reads the hub's /status; an error if it does not answer 200
+// with its report.
+func (s *Server) readHub(ctx context.Context) (hubReport, error) {
+	var hs hubReport
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.settings.HubStatusURL, nil)
+	if err != nil {
+		return hs, fmt.Errorf("bad hub status URL: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return hs, fmt.Errorf("read the hub's status: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return hs, fmt.Errorf("read the hub's status: %s", resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&hs); err != nil {
+		return hs, fmt.Errorf("decode the hub's status: %w", err)
+	}
+	return hs, nil
 }

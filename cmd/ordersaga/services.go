@@ -104,7 +104,7 @@ func runGateway(ctx context.Context, cfg config.Config, log *zap.Logger, reg *pr
 	}
 	return gateway.New(gateway.Deps{
 		Accounts: accounts.NewStore(authDB), Catalog: inventory.NewCatalog(catalogDB), Orders: orders.NewStore(ordersDB), Outbox: outbox.NewLog(ordersDB),
-		Temporal: tc, Tokens: authn.New(cfg.JWTSecret, cfg.JWTTTL, time.Now), Log: log, Registry: reg, Now: time.Now,
+		OrdersStats: postgres.NewStats(ordersDB, log), Temporal: tc, Tokens: authn.New(cfg.JWTSecret, cfg.JWTTTL, time.Now), Log: log, Registry: reg, Now: time.Now,
 		Codec: payloadCodec, Listener: ln,
 	}, gateway.SettingsFrom(cfg)).Run(ctx)
 }

@@ -65,6 +65,27 @@ func BinDir() (string, error) {
 	return "", ErrNoBinaries
 }
 
+// hasLibrary reports whether the server in binDir has the module lib
+// installed, where the usual layouts put it beside the binaries: Debian's
+// /usr/lib/postgresql/<v>/lib, or <prefix>/lib and <prefix>/lib/postgresql.
+// binDir may hold links to the binaries (/usr/local/bin), so the server's
+// binary is resolved first.
+func hasLibrary(binDir, lib string) bool {
+	server, err := filepath.EvalSymlinks(filepath.Join(binDir, "postgres"))
+	if err != nil {
+		return false
+	}
+	prefix := filepath.Dir(filepath.Dir(server))
+	for _, dir := range []string{filepath.Join(prefix, "lib"), filepath.Join(prefix, "lib", "postgresql")} {
+		for _, ext := range []string{".so", ".dylib"} {
+			if _, err := os.Stat(filepath.Join(dir, lib+ext)); err == nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func versionOf(binDir string) int {
 	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
 	return v
@@ -104,6 +125,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		"-c", "unix_socket_directories=" + dataDir,
 		"-c", "max_connections=300",
 		"-c", "shared_buffers=128MB",
+	}
+	// pg_stat_statements gives the monitoring its slowest statements; it
+	// must be loaded when the server starts. The server would not start
+	// without the library (postgresql-contrib), so it is loaded only if
+	// installed: the monitoring says when it is missing.
+	if hasLibrary(bin, "pg_stat_statements") {
+		args = append(args, "-c", "shared_preload_libraries=pg_stat_statements")
 	}
 	if opts.Ephemeral {
 		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")

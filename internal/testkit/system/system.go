@@ -33,6 +33,7 @@ import (
 	"github.com/ordersaga/ordersaga/internal/kafkaclient"
 	"github.com/ordersaga/ordersaga/internal/logging"
 	"github.com/ordersaga/ordersaga/internal/outbox"
+	"github.com/ordersaga/ordersaga/internal/postgres"
 	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/workers"
 	"github.com/ordersaga/ordersaga/workflows/order"
@@ -192,7 +193,7 @@ func Start(t testing.TB, opt Options) *System {
 	settings.StartTimeout = opt.StartTimeout
 	s.Gateway = gateway.New(gateway.Deps{
 		Accounts: accounts.NewStore(pool), Catalog: inventory.NewCatalog(pool), Orders: s.Store, Outbox: outbox.NewLog(pool), Temporal: tc,
-		Tokens: s.Tokens, Log: log, Registry: prometheus.NewRegistry(), Now: time.Now, Codec: testkit.Codec(), Listener: gwLn,
+		OrdersStats: postgres.NewStats(pool, log), Tokens: s.Tokens, Log: log, Registry: prometheus.NewRegistry(), Now: time.Now, Codec: testkit.Codec(), Listener: gwLn,
 	}, settings)
 	s.GatewayURL = "http://" + gwLn.Addr().String()
 	s.run("gateway", s.Gateway.Run)
