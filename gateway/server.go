@@ -160,6 +160,7 @@ func (s *Server) routes() *gin.Engine {
 	api.PATCH("/products/:sku", s.authenticated, s.admin, s.updateProduct)
 	api.DELETE("/products/:sku", s.authenticated, s.admin, s.deleteProduct)
 	api.POST("/products/:sku/stock", s.authenticated, s.admin, s.adjustStock)
+	api.GET("/products/:sku/movements", s.authenticated, s.admin, s.listMovements)
 
 	api.POST("/orders", s.authenticated, s.customer, s.createOrder)
 	api.GET("/orders", s.authenticated, s.listOrders)
