@@ -19,6 +19,7 @@ import (
 	"github.com/ordersaga/ordersaga/internal/accounts"
 	"github.com/ordersaga/ordersaga/internal/authn"
 	"github.com/ordersaga/ordersaga/internal/codec"
+	"github.com/ordersaga/ordersaga/internal/metrics"
 	"github.com/ordersaga/ordersaga/internal/outbox"
 	"github.com/ordersaga/ordersaga/internal/ratelimit"
 	"github.com/ordersaga/ordersaga/workflows/order"
@@ -106,7 +107,7 @@ func New(deps Deps, s Settings) *Server {
 	if deps.Codec == nil {
 		deps.Codec, _ = codec.New(nil) // no keys: cannot fail
 	}
-	return &Server{
+	srv := &Server{
 		accounts: deps.Accounts, catalog: deps.Catalog, orders: deps.Orders, outbox: deps.Outbox, temporal: deps.Temporal, codec: deps.Codec,
 		tokens: deps.Tokens, log: deps.Log.With(zap.String("service", "gateway")), listener: deps.Listener, reg: deps.Registry, now: deps.Now, settings: s,
 		cursors: cursors{key: s.CursorKey},
@@ -116,6 +117,10 @@ func New(deps Deps, s Settings) *Server {
 		registrations: ratelimit.New(10*time.Second, 10, deps.Now),
 		metrics:       newHTTPMetrics(deps.Registry),
 	}
+	if deps.Registry != nil { // a nil *Registry would be a non-nil Registerer
+		metrics.Register(deps.Registry, newBacklogCollector(srv))
+	}
+	return srv
 }
 
 // Handler returns the gin engine with every route of API.md: the one that
