@@ -303,3 +303,54 @@ func (s *Server) adjustStock(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, p)
 }
+
+// movementCursor is the position after the last movement of a page. It
+// names the list it was issued for, so that a cursor of one product's or
+// warehouse's history does not page through another's.
+type movementCursor struct {
+	SKU       string `json:"s"`
+	Warehouse string `json:"w,omitempty"`
+	ID        int64  `json:"i"`
+}
+
+func (s *Server) listMovements(c *gin.Context) {
+	sku, ok := s.skuParam(c)
+	if !ok {
+		return
+	}
+	f := inventory.MovementFilter{}
+	var err error
+	if f.Limit, err = pageLimit(c); err != nil {
+		s.fail(c, err)
+		return
+	}
+	// An empty warehouse is no filter, as a form's "all warehouses" sends it.
+	if raw := c.Query("warehouse"); raw != "" {
+		if f.Warehouse, ok = inventory.Warehouse(raw); !ok {
+			s.fail(c, apperr.Invalid("warehouse", "warehouse must match %s", inventory.WarehousePattern))
+			return
+		}
+	}
+	if raw := c.Query("cursor"); raw != "" {
+		var cur movementCursor
+		if err := s.cursors.open("movements", raw, &cur); err != nil {
+			s.fail(c, err)
+			return
+		}
+		if cur.SKU != sku || cur.Warehouse != f.Warehouse || cur.ID <= 0 {
+			s.fail(c, apperr.Invalid("cursor", "cursor belongs to another list: page with the sku and warehouse it was issued for"))
+			return
+		}
+		f.BeforeID = cur.ID
+	}
+	items, more, err := s.catalog.Movements(c, sku, f)
+	if err != nil {
+		s.fail(c, dependency(err, "the catalogue"))
+		return
+	}
+	out := page[inventory.Movement]{Items: items}
+	if more {
+		out.NextCursor = s.cursors.seal("movements", movementCursor{SKU: sku, Warehouse: f.Warehouse, ID: items[len(items)-1].ID})
+	}
+	c.JSON(http.StatusOK, out)
+}

@@ -35,6 +35,8 @@ type stack struct {
 	store    *orders.Store
 	admin    string
 	users    *atomic.Int64
+	// sys is the running system, for tests that stop and start its workers.
+	sys *system.System
 }
 
 type options struct {
@@ -48,7 +50,7 @@ func newStack(t testing.TB, opt options) *stack {
 	sys := system.Start(t, system.Options{NoWorkers: opt.noWorkers, TemporalAddress: opt.temporalAddr,
 		Namespace: opt.namespace, StartTimeout: opt.startTimeout})
 	return &stack{t: t, url: sys.GatewayURL, pool: sys.Pool, temporal: sys.Temporal, engine: sys.Gateway.Handler(),
-		store: sys.Store, admin: sys.AdminToken, users: new(atomic.Int64)}
+		store: sys.Store, admin: sys.AdminToken, users: new(atomic.Int64), sys: sys}
 }
 
 // response is what a client sees.

@@ -6,12 +6,8 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
-	"go.temporal.io/api/enums/v1"
-	taskqueuepb "go.temporal.io/api/taskqueue/v1"
-	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/ordersaga/ordersaga/internal/monitor"
-	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
 // systemMetrics is GET /system/metrics: the monitoring figures of the
@@ -21,21 +17,13 @@ func (s *Server) systemMetrics(c *gin.Context) {
 	c.JSON(http.StatusOK, s.monitor.Report(c))
 }
 
-// backlogQueues are the task queues whose backlog the monitoring charts,
-// with the kind of task their workers poll, as the system status counts
-// them.
-var backlogQueues = map[string]enums.TaskQueueType{
-	order.TaskQueueOrders:  enums.TASK_QUEUE_TYPE_WORKFLOW,
-	order.TaskQueueProduct: enums.TASK_QUEUE_TYPE_ACTIVITY,
-	order.TaskQueuePayment: enums.TASK_QUEUE_TYPE_ACTIVITY,
-}
-
 // newMonitor returns the gateway's monitor over its dependencies: the
 // orders' events, the orders database's statistics, this process's
 // registry, the hub's status and Temporal's task queues.
 func (s *Server) newMonitor(deps Deps) *monitor.Monitor {
-	src := monitor.Sources{
-		TaskQueues: []string{order.TaskQueueOrders, order.TaskQueueProduct, order.TaskQueuePayment},
+	src := monitor.Sources{}
+	for _, q := range workerQueues() {
+		src.TaskQueues = append(src.TaskQueues, q.queue)
 	}
 	// Nil pointers must stay nil interfaces, which the monitor reports as
 	// missing sources.
@@ -66,17 +54,17 @@ func (s *Server) hubLag(ctx context.Context) (int64, error) {
 	return hs.KafkaConsumerLag, nil
 }
 
-// backlog is the approximate backlog of a task queue (DescribeTaskQueue's
-// stats).
+// backlog is the approximate backlog of one of the workers' task queues
+// (DescribeTaskQueue's stats).
 func (s *Server) backlog(ctx context.Context, queue string) (int64, error) {
-	resp, err := s.temporal.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
-		Namespace:     s.settings.Namespace,
-		TaskQueue:     &taskqueuepb.TaskQueue{Name: queue, Kind: enums.TASK_QUEUE_KIND_NORMAL},
-		TaskQueueType: backlogQueues[queue],
-		ReportStats:   true,
-	})
-	if err != nil {
-		return 0, fmt.Errorf("describe task queue %s: %w", queue, err)
+	for _, q := range workerQueues() {
+		if q.queue == queue {
+			resp, err := s.describeQueue(ctx, q.queue, q.typ)
+			if err != nil {
+				return 0, err
+			}
+			return resp.GetStats().GetApproximateBacklogCount(), nil
+		}
 	}
-	return resp.GetStats().GetApproximateBacklogCount(), nil
+	return 0, fmt.Errorf("no worker polls task queue %q", queue)
 }

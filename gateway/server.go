@@ -19,6 +19,7 @@ import (
 	"github.com/ordersaga/ordersaga/internal/accounts"
 	"github.com/ordersaga/ordersaga/internal/authn"
 	"github.com/ordersaga/ordersaga/internal/codec"
+	"github.com/ordersaga/ordersaga/internal/metrics"
 	"github.com/ordersaga/ordersaga/internal/monitor"
 	"github.com/ordersaga/ordersaga/internal/outbox"
 	"github.com/ordersaga/ordersaga/internal/postgres"
@@ -124,6 +125,9 @@ func New(deps Deps, s Settings) *Server {
 		metrics:       newHTTPMetrics(deps.Registry),
 	}
 	srv.monitor = srv.newMonitor(deps)
+	if deps.Registry != nil { // a nil *Registry would be a non-nil Registerer
+		metrics.Register(deps.Registry, newBacklogCollector(srv))
+	}
 	return srv
 }
 
@@ -169,6 +173,7 @@ func (s *Server) routes() *gin.Engine {
 	api.PATCH("/products/:sku", s.authenticated, s.admin, s.updateProduct)
 	api.DELETE("/products/:sku", s.authenticated, s.admin, s.deleteProduct)
 	api.POST("/products/:sku/stock", s.authenticated, s.admin, s.adjustStock)
+	api.GET("/products/:sku/movements", s.authenticated, s.admin, s.listMovements)
 
 	api.POST("/orders", s.authenticated, s.customer, s.createOrder)
 	api.GET("/orders", s.authenticated, s.listOrders)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -10,9 +11,12 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	taskqueuepb "go.temporal.io/api/taskqueue/v1"
+	workerpb "go.temporal.io/api/worker/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
+	"github.com/ordersaga/ordersaga/internal/temporalclient"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
@@ -35,8 +39,32 @@ type outboxStatus struct {
 	OldestAgeSeconds float64 `json:"oldest_age_seconds"`
 }
 
-// workerUpWithin is how recently a worker must have polled to count as up.
-const workerUpWithin = time.Minute
+// workerQueue is the task queue a worker polls, and which of its task
+// types show its backlog.
+type workerQueue struct {
+	name, queue string
+	typ         enums.TaskQueueType
+}
+
+// workerQueues are the queues of ordersaga's three workers.
+func workerQueues() []workerQueue {
+	return []workerQueue{
+		{"order worker", order.TaskQueueOrders, enums.TASK_QUEUE_TYPE_WORKFLOW},
+		{"product worker", order.TaskQueueProduct, enums.TASK_QUEUE_TYPE_ACTIVITY},
+		{"payment worker", order.TaskQueuePayment, enums.TASK_QUEUE_TYPE_ACTIVITY},
+	}
+}
+
+// A worker is up while its heartbeats say it runs and keep coming: its
+// newest is RUNNING and younger than three heartbeat intervals (15 s).
+// A worker that stops sends a last heartbeat that says so, and shows down
+// at once; one that dies shows down when three are missing.
+const heartbeatUpWithin = 3 * temporalclient.WorkerHeartbeatInterval
+
+// pollerUpWithin is how recently a worker must have polled to count as up
+// on a server without worker heartbeats; the server forgets a poller a
+// minute after its last poll, so a stopped worker shows up that long.
+const pollerUpWithin = time.Minute
 
 func (s *Server) systemStatus(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c, 3*time.Second)
@@ -48,14 +76,7 @@ func (s *Server) systemStatus(c *gin.Context) {
 	}{}
 	out.Components = append(out.Components, componentStatus{Name: "gateway", Up: true, LastSeen: &now})
 
-	queues := []struct {
-		name, queue string
-		typ         enums.TaskQueueType
-	}{
-		{"order worker", order.TaskQueueOrders, enums.TASK_QUEUE_TYPE_WORKFLOW},
-		{"product worker", order.TaskQueueProduct, enums.TASK_QUEUE_TYPE_ACTIVITY},
-		{"payment worker", order.TaskQueuePayment, enums.TASK_QUEUE_TYPE_ACTIVITY},
-	}
+	queues := workerQueues()
 	workers := make([]componentStatus, len(queues))
 	var wg sync.WaitGroup
 	for i, q := range queues {
@@ -81,8 +102,31 @@ func (s *Server) systemStatus(c *gin.Context) {
 	c.JSON(http.StatusOK, out)
 }
 
+// workerStatus is the status of the worker of one task queue: from the
+// workers' heartbeats (ListWorkers) where the server keeps them, else from
+// the queue's pollers, saying so in detail. The backlog comes from the
+// queue's stats either way.
 func (s *Server) workerStatus(ctx context.Context, name, queue string, typ enums.TaskQueueType, now time.Time) componentStatus {
 	st := componentStatus{Name: name}
+	desc, descErr := s.describeQueue(ctx, queue, typ)
+	if stats := desc.GetStats(); descErr == nil && stats != nil {
+		n := stats.GetApproximateBacklogCount()
+		st.Backlog = &n
+	}
+	heartbeats, err := s.workerHeartbeats(ctx, queue)
+	switch {
+	case err == nil:
+		judgeHeartbeats(&st, heartbeats, now)
+	case errors.Is(err, errNoHeartbeats) && descErr == nil:
+		judgePollers(&st, desc.GetPollers(), now)
+	default:
+		st.Detail = "temporal unavailable"
+	}
+	return st
+}
+
+// describeQueue reads a task queue's pollers and stats.
+func (s *Server) describeQueue(ctx context.Context, queue string, typ enums.TaskQueueType) (*workflowservice.DescribeTaskQueueResponse, error) {
 	resp, err := s.temporal.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
 		Namespace:     s.settings.Namespace,
 		TaskQueue:     &taskqueuepb.TaskQueue{Name: queue, Kind: enums.TASK_QUEUE_KIND_NORMAL},
@@ -90,21 +134,109 @@ func (s *Server) workerStatus(ctx context.Context, name, queue string, typ enums
 		ReportStats:   true,
 	})
 	if err != nil {
-		st.Detail = "temporal unavailable"
-		return st
+		return nil, fmt.Errorf("describe task queue %s: %w", queue, err)
 	}
-	for _, p := range resp.GetPollers() {
-		if t := p.GetLastAccessTime().AsTime(); st.LastSeen == nil || t.After(*st.LastSeen) {
-			t = t.UTC()
+	return resp, nil
+}
+
+// errNoHeartbeats is a server that keeps no worker heartbeats: older than
+// 1.29, or without frontend.WorkerHeartbeatsEnabled and
+// frontend.ListWorkersEnabled (README, Production shape).
+var errNoHeartbeats = errors.New("the Temporal server keeps no worker heartbeats")
+
+// workerHeartbeats returns the newest heartbeat of each worker of queue
+// that the server remembers, running or stopped.
+func (s *Server) workerHeartbeats(ctx context.Context, queue string) ([]*workerpb.WorkerHeartbeat, error) {
+	var out []*workerpb.WorkerHeartbeat
+	var token []byte
+	// Each page holds up to 1000 workers; a few pages are more instances
+	// of one queue than any deployment of ordersaga runs.
+	for range 5 {
+		resp, err := s.temporal.WorkflowService().ListWorkers(ctx, &workflowservice.ListWorkersRequest{
+			Namespace: s.settings.Namespace, Query: fmt.Sprintf("TaskQueue = %q", queue), PageSize: 1000, NextPageToken: token,
+		})
+		var unimplemented *serviceerror.Unimplemented
+		var precondition *serviceerror.FailedPrecondition
+		var denied *serviceerror.PermissionDenied
+		if errors.As(err, &unimplemented) || errors.As(err, &precondition) || errors.As(err, &denied) {
+			return nil, errNoHeartbeats
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list workers of %s: %w", queue, err)
+		}
+		//lint:ignore SA1019 servers up to 1.29 fill only workers_info; its replacement, workers, carries no heartbeat time.
+		infos := resp.GetWorkersInfo()
+		if len(infos) == 0 && len(resp.GetWorkers()) > 0 {
+			// A newer server that lists workers without their heartbeats:
+			// they cannot say how fresh they are.
+			return nil, errNoHeartbeats
+		}
+		for _, info := range infos {
+			if hb := info.GetWorkerHeartbeat(); hb != nil {
+				out = append(out, hb)
+			}
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			break
+		}
+	}
+	return out, nil
+}
+
+// judgeHeartbeats sets st from the newest heartbeat of each worker of a
+// queue: up while one of them runs (see heartbeatUpWithin). last_seen is
+// the newest heartbeat of a running worker, else the newest of all.
+func judgeHeartbeats(st *componentStatus, heartbeats []*workerpb.WorkerHeartbeat, now time.Time) {
+	var newest, newestRunning time.Time
+	var newestStatus enums.WorkerStatus
+	running := 0
+	for _, hb := range heartbeats {
+		at := hb.GetHeartbeatTime().AsTime().UTC()
+		if at.After(newest) {
+			newest, newestStatus = at, hb.GetStatus()
+		}
+		if hb.GetStatus() == enums.WORKER_STATUS_RUNNING && now.Sub(at) < heartbeatUpWithin {
+			running++
+			if at.After(newestRunning) {
+				newestRunning = at
+			}
+		}
+	}
+	st.Up = running > 0
+	switch {
+	case len(heartbeats) == 0:
+		st.Detail = "no worker has sent a heartbeat"
+	case running > 1:
+		st.LastSeen = &newestRunning
+		st.Detail = fmt.Sprintf("%d workers running", running)
+	case running == 1:
+		st.LastSeen = &newestRunning
+	case newestStatus == enums.WORKER_STATUS_SHUTTING_DOWN || newestStatus == enums.WORKER_STATUS_SHUTDOWN:
+		st.LastSeen = &newest
+		st.Detail = "stopped"
+	case now.Sub(newest) >= heartbeatUpWithin:
+		st.LastSeen = &newest
+		st.Detail = fmt.Sprintf("not heard from for %s", now.Sub(newest).Round(time.Second))
+	default:
+		st.LastSeen = &newest
+		st.Detail = "reports status " + newestStatus.String()
+	}
+}
+
+// judgePollers sets st from the queue's pollers, on a server without
+// worker heartbeats.
+func judgePollers(st *componentStatus, pollers []*taskqueuepb.PollerInfo, now time.Time) {
+	for _, p := range pollers {
+		if t := p.GetLastAccessTime().AsTime().UTC(); st.LastSeen == nil || t.After(*st.LastSeen) {
 			st.LastSeen = &t
 		}
 	}
-	st.Up = st.LastSeen != nil && now.Sub(*st.LastSeen) < workerUpWithin
-	if stats := resp.GetStats(); stats != nil {
-		n := stats.GetApproximateBacklogCount()
-		st.Backlog = &n
+	st.Up = st.LastSeen != nil && now.Sub(*st.LastSeen) < pollerUpWithin
+	if st.Up {
+		st.Detail = "judged by its pollers: this Temporal server keeps no worker heartbeats, so a stopped worker shows up for a minute"
+	} else {
+		st.Detail = "no poller within a minute (this Temporal server keeps no worker heartbeats)"
 	}
-	return st
 }
 
 // relayStatus: the relay is up while a session holds its advisory lock.

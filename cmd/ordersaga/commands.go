@@ -67,7 +67,7 @@ func runTemporalSetup(ctx context.Context, cfg config.Config, log *zap.Logger) e
 	// A server that is still starting (as in docker compose) is waited for.
 	dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	c, err := dialTemporal(dctx, cfg, log)
+	c, err := dialTemporal(dctx, cfg, log, nil)
 	if err != nil {
 		return err
 	}
@@ -99,7 +99,7 @@ func runReplay(ctx context.Context, cfg config.Config, log *zap.Logger, query st
 		// A tester's command: an unreachable server is an answer, not a wait.
 		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		c, err := dialTemporal(dctx, cfg, log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
+		c, err := dialTemporal(dctx, cfg, log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)), nil)
 		if err != nil {
 			return err
 		}
@@ -153,7 +153,7 @@ func runRepair(ctx context.Context, cfg config.Config, log *zap.Logger, raw stri
 	// The codec's client: repair reads the order's workflow and its inputs.
 	dctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	c, err := dialTemporal(dctx, cfg, log)
+	c, err := dialTemporal(dctx, cfg, log, nil)
 	if err != nil {
 		return err
 	}

@@ -88,14 +88,16 @@ func run(ctx context.Context, cmd string, args []string) error {
 	case "migrate":
 		return runMigrate(ctx, cfg, log)
 	case "gateway":
-		return runGateway(ctx, cfg, log, metrics.NewRegistry())
+		reg := metrics.NewRegistry()
+		return runGateway(ctx, cfg, log, reg, metrics.TemporalSDK(reg))
 	case "ws":
 		return runHub(ctx, cfg, log, metrics.NewRegistry())
 	case "worker":
 		if len(args) != 1 {
 			return usageError{"worker needs one of: order, product, payment"}
 		}
-		return runWorker(ctx, cfg, log, metrics.NewRegistry(), args[0], true)
+		reg := metrics.NewRegistry()
+		return runWorker(ctx, cfg, log, reg, metrics.TemporalSDK(reg), args[0], true)
 	case "admin":
 		if len(args) == 0 || args[0] != "create" {
 			return usageError{"admin needs the subcommand create"}

@@ -41,11 +41,14 @@ import (
 // services with the same constructors on servers of their own
 // (internal/testkit).
 
-// services lists what `dev` runs in its one process, sharing reg.
+// services lists what `dev` runs in its one process, sharing reg, and
+// sharing the one handler through which their Temporal clients report the
+// SDK's metrics into reg (one per registry: see metrics.TemporalSDK).
 func services(cfg config.Config, log *zap.Logger, reg *prometheus.Registry) []localstack.Service {
+	sdkMetrics := metrics.TemporalSDK(reg)
 	out := []localstack.Service{{
 		Name:  "gateway",
-		Run:   func(ctx context.Context) error { return runGateway(ctx, cfg, log, reg) },
+		Run:   func(ctx context.Context) error { return runGateway(ctx, cfg, log, reg, sdkMetrics) },
 		Links: [][2]string{{"Shop page", "http://" + cfg.GatewayAddr + "/"}, {"REST API", "http://" + cfg.GatewayAddr + "/api/v1"}},
 	}, {
 		Name:  "ws hub",
@@ -54,7 +57,7 @@ func services(cfg config.Config, log *zap.Logger, reg *prometheus.Registry) []lo
 	}}
 	for _, which := range []string{"order", "product", "payment"} {
 		out = append(out, localstack.Service{Name: which + " worker", Run: func(ctx context.Context) error {
-			return runWorker(ctx, cfg, log, reg, which, false) // dev serves /metrics once for all
+			return runWorker(ctx, cfg, log, reg, sdkMetrics, which, false) // dev serves /metrics once for all
 		}})
 	}
 	return out
@@ -69,8 +72,9 @@ func listen(addr, variable string) (net.Listener, error) {
 	return ln, nil
 }
 
-// runGateway is `ordersaga gateway`.
-func runGateway(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometheus.Registry) error {
+// runGateway is `ordersaga gateway`. Its Temporal client reports the SDK's
+// metrics through sdkMetrics, as the workers' do.
+func runGateway(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometheus.Registry, sdkMetrics client.MetricsHandler) error {
 	if err := cfg.Require("AUTH_DATABASE_URL", "CATALOG_DATABASE_URL", "ORDERS_DATABASE_URL", "TEMPORAL_ADDRESS", "JWT_SECRET"); err != nil {
 		return err
 	}
@@ -88,7 +92,7 @@ func runGateway(ctx context.Context, cfg config.Config, log *zap.Logger, reg *pr
 	if err != nil {
 		return err
 	}
-	topts, payloadCodec, err := temporalclient.Options(cfg, log)
+	topts, payloadCodec, err := temporalclient.Options(cfg, log, sdkMetrics)
 	if err != nil {
 		return err
 	}
@@ -142,8 +146,10 @@ func runHub(ctx context.Context, cfg config.Config, log *zap.Logger, reg *promet
 
 // runWorker is `ordersaga worker <which>`: one Temporal worker, and with
 // the order worker the outbox relay, which shares its database. With ops,
-// it serves the process's /metrics and probes on METRICS_ADDR.
-func runWorker(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometheus.Registry, which string, ops bool) error {
+// it serves the process's /metrics and probes on METRICS_ADDR. Its Temporal
+// client reports the SDK's metrics (schedule-to-start latency, pollers,
+// slots) through sdkMetrics, into reg.
+func runWorker(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometheus.Registry, sdkMetrics client.MetricsHandler, which string, ops bool) error {
 	var dsnVar, dsn string
 	switch which {
 	case "order":
@@ -189,7 +195,7 @@ func runWorker(ctx context.Context, cfg config.Config, log *zap.Logger, reg *pro
 				}})
 		})
 	}
-	g.Go(func() error { return runWorkerOn(gctx, cfg, log, reg, which, dsn, &opened) })
+	g.Go(func() error { return runWorkerOn(gctx, cfg, log, reg, sdkMetrics, which, dsn, &opened) })
 	return g.Wait()
 }
 
@@ -201,13 +207,13 @@ type workerDeps struct {
 
 // runWorkerOn opens the worker's pool and Temporal client, and runs the
 // worker (and the order worker's relay) on them until ctx ends.
-func runWorkerOn(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometheus.Registry, which, dsn string, opened *atomic.Pointer[workerDeps]) error {
+func runWorkerOn(ctx context.Context, cfg config.Config, log *zap.Logger, reg *prometheus.Registry, sdkMetrics client.MetricsHandler, which, dsn string, opened *atomic.Pointer[workerDeps]) error {
 	pool, err := postgres.Open(ctx, dsn, cfg.DatabaseMaxConns)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	c, err := dialTemporal(ctx, cfg, log)
+	c, err := dialTemporal(ctx, cfg, log, sdkMetrics)
 	if err != nil {
 		return err
 	}
@@ -245,9 +251,10 @@ func openRelay(cfg config.Config, orders *pgxpool.Pool, reg prometheus.Registere
 	return relay, producer.Close, nil
 }
 
-// dialTemporal dials cfg's Temporal with the codec, waiting for it.
-func dialTemporal(ctx context.Context, cfg config.Config, log *zap.Logger) (client.Client, error) {
-	opts, _, err := temporalclient.Options(cfg, log)
+// dialTemporal dials cfg's Temporal with the codec, waiting for it; the
+// client reports the SDK's metrics through sdkMetrics (nil: none).
+func dialTemporal(ctx context.Context, cfg config.Config, log *zap.Logger, sdkMetrics client.MetricsHandler) (client.Client, error) {
+	opts, _, err := temporalclient.Options(cfg, log, sdkMetrics)
 	if err != nil {
 		return nil, err
 	}

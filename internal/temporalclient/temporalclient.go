@@ -32,11 +32,19 @@ func Codec(cfg config.Config) (*codec.Codec, error) {
 	return codec.New(keys)
 }
 
+// WorkerHeartbeatInterval is how often each worker tells the Temporal
+// server that it is running (the server's ListWorkers answers from these
+// heartbeats). The system status calls a worker down once three in a row
+// are missing, so a stopped worker shows within 15 s.
+const WorkerHeartbeatInterval = 5 * time.Second
+
 // Options are the client options of every ordersaga client of cfg's
-// Temporal: address, namespace, TLS and API key, logger, and the data
-// converter with the payload codec. The codec is returned too, for the
-// gateway's codec endpoints.
-func Options(cfg config.Config, log *zap.Logger) (client.Options, *codec.Codec, error) {
+// Temporal: address, namespace, TLS and API key, logger, the data
+// converter with the payload codec, worker heartbeats every
+// WorkerHeartbeatInterval, and sdkMetrics, through which the SDK reports
+// its own metrics (metrics.TemporalSDK; nil reports none). The codec is
+// returned too, for the gateway's codec endpoints.
+func Options(cfg config.Config, log *zap.Logger, sdkMetrics client.MetricsHandler) (client.Options, *codec.Codec, error) {
 	c, err := Codec(cfg)
 	if err != nil {
 		return client.Options{}, nil, err
@@ -52,6 +60,10 @@ func Options(cfg config.Config, log *zap.Logger) (client.Options, *codec.Codec, 
 	}
 	opts.Logger = logging.Temporal(log)
 	opts.DataConverter = c.DataConverter()
+	opts.MetricsHandler = sdkMetrics
+	// Experimental in SDK 1.50: a server without heartbeat support is
+	// told nothing and the status falls back to the task queues' pollers.
+	opts.WorkerHeartbeatInterval = WorkerHeartbeatInterval
 	return opts, c, nil
 }
 

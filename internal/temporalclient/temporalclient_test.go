@@ -3,7 +3,9 @@ package temporalclient
 import (
 	"strings"
 	"testing"
+	"time"
 
+	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
 	"github.com/ordersaga/ordersaga/internal/config"
@@ -25,25 +27,34 @@ func TestTemporalCloudSettings(t *testing.T) {
 		return cfg
 	}
 
-	opts, _, err := Options(load(map[string]string{}), zap.NewNop())
+	opts, _, err := Options(load(map[string]string{}), zap.NewNop(), nil)
 	if err != nil || opts.ConnectionOptions.TLS != nil || opts.Credentials != nil {
 		t.Fatalf("no settings: TLS %v, credentials %v, %v; want a connection in clear", opts.ConnectionOptions.TLS, opts.Credentials, err)
 	}
 	if opts.HostPort != "ns.acct.tmprl.cloud:7233" || opts.Namespace != "ns.acct" {
 		t.Errorf("address %q, namespace %q", opts.HostPort, opts.Namespace)
 	}
+	// Every client's workers heartbeat often enough for the status to see
+	// a stopped one within 15 s, and report the SDK's metrics where asked.
+	if opts.WorkerHeartbeatInterval != WorkerHeartbeatInterval || 3*WorkerHeartbeatInterval > 15*time.Second {
+		t.Errorf("worker heartbeats every %s", opts.WorkerHeartbeatInterval)
+	}
+	sdkMetrics := &struct{ client.MetricsHandler }{client.MetricsNopHandler}
+	if opts, _, _ := Options(load(map[string]string{}), zap.NewNop(), sdkMetrics); opts.MetricsHandler != sdkMetrics {
+		t.Errorf("metrics handler %v, want the one given", opts.MetricsHandler)
+	}
 
-	opts, _, err = Options(load(map[string]string{"TEMPORAL_API_KEY": "key-123"}), zap.NewNop())
+	opts, _, err = Options(load(map[string]string{"TEMPORAL_API_KEY": "key-123"}), zap.NewNop(), nil)
 	if err != nil || opts.ConnectionOptions.TLS == nil || opts.Credentials == nil {
 		t.Fatalf("API key: TLS %v, credentials %v, %v; want TLS on and the key as credentials", opts.ConnectionOptions.TLS, opts.Credentials, err)
 	}
 
-	opts, _, err = Options(load(map[string]string{"TEMPORAL_TLS": "true", "TEMPORAL_TLS_SERVER_NAME": "temporal.internal"}), zap.NewNop())
+	opts, _, err = Options(load(map[string]string{"TEMPORAL_TLS": "true", "TEMPORAL_TLS_SERVER_NAME": "temporal.internal"}), zap.NewNop(), nil)
 	if err != nil || opts.ConnectionOptions.TLS == nil || opts.ConnectionOptions.TLS.ServerName != "temporal.internal" {
 		t.Fatalf("TLS with a server name: %+v, %v", opts.ConnectionOptions.TLS, err)
 	}
 
-	_, _, err = Options(load(map[string]string{"TEMPORAL_TLS_CLIENT_CERT_PATH": "/nonexistent/client.pem", "TEMPORAL_TLS_CLIENT_KEY_PATH": "/nonexistent/client.key"}), zap.NewNop())
+	_, _, err = Options(load(map[string]string{"TEMPORAL_TLS_CLIENT_CERT_PATH": "/nonexistent/client.pem", "TEMPORAL_TLS_CLIENT_KEY_PATH": "/nonexistent/client.key"}), zap.NewNop(), nil)
 	if err == nil || !strings.Contains(err.Error(), "/nonexistent/client") {
 		t.Fatalf("missing certificate files: %v, want an error naming the path", err)
 	}

@@ -280,7 +280,7 @@ func Config(addr, namespace string) config.Config {
 // and a quiet logger. A test that builds its own client (a lazy one, say)
 // starts from these.
 func ClientOptions(addr, namespace string) client.Options {
-	opts, _, err := temporalclient.Options(Config(addr, namespace), Logger())
+	opts, _, err := temporalclient.Options(Config(addr, namespace), Logger(), nil)
 	if err != nil {
 		panic("testkit: " + err.Error())
 	}
@@ -301,7 +301,7 @@ func Codec() *codec.Codec {
 // (payloads encrypted with CodecKeys) and closes the client when t ends.
 func TemporalClient(t testing.TB, addr, namespace string) client.Client {
 	t.Helper()
-	return dial(t, ClientOptions(addr, namespace))
+	return Dial(t, ClientOptions(addr, namespace))
 }
 
 // PlainTemporalClient is TemporalClient without the payload codec: it
@@ -310,10 +310,18 @@ func TemporalClient(t testing.TB, addr, namespace string) client.Client {
 // which replay without keys).
 func PlainTemporalClient(t testing.TB, addr, namespace string) client.Client {
 	t.Helper()
-	return dial(t, client.Options{HostPort: addr, Namespace: namespace, Logger: logging.Temporal(Logger())})
+	return Dial(t, PlainClientOptions(addr, namespace))
 }
 
-func dial(t testing.TB, opts client.Options) client.Client {
+// PlainClientOptions are the options of PlainTemporalClient: no codec, and
+// worker heartbeats as every ordersaga client sends them.
+func PlainClientOptions(addr, namespace string) client.Options {
+	return client.Options{HostPort: addr, Namespace: namespace, Logger: logging.Temporal(Logger()),
+		WorkerHeartbeatInterval: temporalclient.WorkerHeartbeatInterval}
+}
+
+// Dial dials with opts and closes the client when t ends.
+func Dial(t testing.TB, opts client.Options) client.Client {
 	t.Helper()
 	c, err := client.Dial(opts)
 	if err != nil {

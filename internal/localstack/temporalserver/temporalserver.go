@@ -37,6 +37,10 @@ type Options struct {
 	// LogFile receives the server's output; empty discards it.
 	LogFile string
 	Logger  *zap.Logger
+	// WithoutWorkerHeartbeats runs the server as 1.29 runs by default,
+	// keeping no worker heartbeats and refusing ListWorkers, for the test
+	// of what the system status does on such a server.
+	WithoutWorkerHeartbeats bool
 }
 
 // Server is a running dev server that this process started.
@@ -86,6 +90,15 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		"--log-level", "warn",
 		// Let search attributes be used right after they are added.
 		"--dynamic-config-value", "system.forceSearchAttributesCacheRefreshOnRead=true",
+	}
+	if !opts.WithoutWorkerHeartbeats {
+		// Keep the workers' heartbeats and answer ListWorkers (both off by
+		// default in server 1.29): the system status tells a stopped worker
+		// from a running one by them within seconds, where pollers take a
+		// minute to be forgotten.
+		args = append(args,
+			"--dynamic-config-value", "frontend.WorkerHeartbeatsEnabled=true",
+			"--dynamic-config-value", "frontend.ListWorkersEnabled=true")
 	}
 	if opts.UIPort == 0 {
 		args = append(args, "--headless")

@@ -32,6 +32,7 @@ import (
 	"github.com/ordersaga/ordersaga/internal/config"
 	"github.com/ordersaga/ordersaga/internal/kafkaclient"
 	"github.com/ordersaga/ordersaga/internal/logging"
+	"github.com/ordersaga/ordersaga/internal/metrics"
 	"github.com/ordersaga/ordersaga/internal/outbox"
 	"github.com/ordersaga/ordersaga/internal/postgres"
 	"github.com/ordersaga/ordersaga/internal/testkit"
@@ -65,6 +66,11 @@ type System struct {
 	HubOpsURL  string
 	Tokens     *authn.Tokens
 	AdminToken string
+	// Registry is the one metrics registry of the system's services, as
+	// `ordersaga dev` shares one: the gateway's, the hub's, the relay's and
+	// the workers' metrics, and the Temporal SDK's, which the clients
+	// report through one metrics.TemporalSDK handler.
+	Registry *prometheus.Registry
 
 	opt      Options
 	provider payment.Provider
@@ -122,12 +128,15 @@ func Start(t testing.TB, opt Options) *System {
 	pool := testkit.NewPool(t)
 	log := testkit.Logger()
 	s := &System{T: t, Pool: pool, Store: orders.NewStore(pool), Brokers: testkit.KafkaBrokers(t),
-		Topic: "order-events-" + uuid.NewString()[:8], Namespace: ns, Tokens: authn.New(Secret, time.Hour, time.Now), opt: opt}
+		Topic: "order-events-" + uuid.NewString()[:8], Namespace: ns, Tokens: authn.New(Secret, time.Hour, time.Now), opt: opt,
+		Registry: metrics.NewRegistry()}
+	sdkMetrics := metrics.TemporalSDK(s.Registry)
+	wopts := testkit.ClientOptions(addr, ns)
 	if opt.PlainPayloads {
-		s.Temporal = testkit.PlainTemporalClient(t, addr, ns)
-	} else {
-		s.Temporal = testkit.TemporalClient(t, addr, ns)
+		wopts = testkit.PlainClientOptions(addr, ns)
 	}
+	wopts.MetricsHandler = sdkMetrics
+	s.Temporal = testkit.Dial(t, wopts)
 	sim := payment.NewSimulator(pool)
 	sim.SlowDelay = 3 * time.Second
 	if opt.SlowDelay > 0 {
@@ -150,7 +159,7 @@ func Start(t testing.TB, opt Options) *System {
 		t.Fatal(err)
 	}
 	t.Cleanup(producer.Close)
-	relay := outbox.New(pool, producer, outbox.Options{Topic: s.Topic, Partitions: 3, Idle: 200 * time.Millisecond, CheckInterval: 200 * time.Millisecond, CheckTimeout: 500 * time.Millisecond}, prometheus.NewRegistry(), log)
+	relay := outbox.New(pool, producer, outbox.Options{Topic: s.Topic, Partitions: 3, Idle: 200 * time.Millisecond, CheckInterval: 200 * time.Millisecond, CheckTimeout: 500 * time.Millisecond}, s.Registry, log)
 	s.run("outbox relay", relay.Run)
 
 	consumer, err := ws.Consumer(s.Brokers, s.Topic, time.Now(), log)
@@ -164,7 +173,7 @@ func Start(t testing.TB, opt Options) *System {
 	}
 	hubLn, opsLn := listen(t), listen(t)
 	s.Hub = ws.New(ws.Deps{Events: outbox.NewLog(pool), Tokens: s.Tokens, Kafka: consumer, Listener: hubLn, OpsListener: opsLn,
-		Registry: prometheus.NewRegistry(), Log: log}, ws.Settings{Topic: s.Topic, Partitions: 3, SendBuffer: opt.SendBuffer})
+		Registry: s.Registry, Log: log}, ws.Settings{Topic: s.Topic, Partitions: 3, SendBuffer: opt.SendBuffer})
 	s.HubURL, s.HubOpsURL = "ws://"+hubLn.Addr().String()+"/ws", "http://"+opsLn.Addr().String()
 	s.run("ws hub", s.Hub.Run)
 
@@ -172,6 +181,7 @@ func Start(t testing.TB, opt Options) *System {
 	// production's does.
 	topts := testkit.ClientOptions(addr, ns)
 	topts.Logger = logging.Temporal(log)
+	topts.MetricsHandler = sdkMetrics
 	tc, err := client.NewLazyClient(topts)
 	if err != nil {
 		t.Fatal(err)
@@ -193,7 +203,7 @@ func Start(t testing.TB, opt Options) *System {
 	settings.StartTimeout = opt.StartTimeout
 	s.Gateway = gateway.New(gateway.Deps{
 		Accounts: accounts.NewStore(pool), Catalog: inventory.NewCatalog(pool), Orders: s.Store, Outbox: outbox.NewLog(pool), Temporal: tc,
-		OrdersStats: postgres.NewStats(pool, log), Tokens: s.Tokens, Log: log, Registry: prometheus.NewRegistry(), Now: time.Now, Codec: testkit.Codec(), Listener: gwLn,
+		OrdersStats: postgres.NewStats(pool, log), Tokens: s.Tokens, Log: log, Registry: s.Registry, Now: time.Now, Codec: testkit.Codec(), Listener: gwLn,
 	}, settings)
 	s.GatewayURL = "http://" + gwLn.Addr().String()
 	s.run("gateway", s.Gateway.Run)
@@ -214,7 +224,7 @@ func (s *System) StartWorker(which string) (stop func()) {
 	var w *workers.Worker
 	switch which {
 	case "order":
-		w = workers.NewOrder(workers.OrderDeps{Temporal: s.Temporal, Orders: s.Store, Registry: prometheus.NewRegistry(), Log: log},
+		w = workers.NewOrder(workers.OrderDeps{Temporal: s.Temporal, Orders: s.Store, Registry: s.Registry, Log: log},
 			workers.OrderSettings{Worker: WorkerOptions, Starter: s.opt.Starter})
 	case "product":
 		w = workers.NewProduct(s.Temporal, s.Pool, WorkerOptions, log)
