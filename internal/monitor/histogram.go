@@ -72,7 +72,12 @@ func (m merger) histogram(scale float64) histogram {
 // reading of the same histogram; false if they cannot be told apart (the
 // buckets changed, or a count went down: the histogram was reset).
 func (h histogram) since(prev histogram) (histogram, bool) {
-	if h.empty() || prev.empty() || !slices.Equal(h.bounds, prev.bounds) {
+	if !h.empty() && prev.empty() {
+		// The histogram appeared since the last reading (a metric is
+		// exported from its first observation): everything in it is new.
+		prev = histogram{bounds: h.bounds, counts: make([]float64, len(h.counts))}
+	}
+	if h.empty() || !slices.Equal(h.bounds, prev.bounds) {
 		return histogram{}, false
 	}
 	d := histogram{bounds: h.bounds, counts: make([]float64, len(h.counts))}

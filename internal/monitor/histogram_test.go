@@ -53,7 +53,10 @@ func TestSince(t *testing.T) {
 		{"observations in between", h(3, 5, 9), h(1, 2, 4), []float64{2, 3, 5}, true},
 		{"none in between", h(1, 2, 4), h(1, 2, 4), []float64{0, 0, 0}, true},
 		{"reset", h(0, 1, 1), h(1, 2, 4), nil, false},
-		{"no earlier reading", h(1, 2, 4), histogram{}, nil, false},
+		// A histogram is exported from its first observation: one that the
+		// earlier reading did not have was observed only since.
+		{"appeared since the earlier reading", h(1, 2, 4), histogram{}, []float64{1, 2, 4}, true},
+		{"nothing now", histogram{}, h(1, 2, 4), nil, false},
 		{"other buckets", h(1, 2, 4), histogram{bounds: []float64{1, inf}, counts: []float64{1, 1}}, nil, false},
 	}
 	for _, tc := range tests {

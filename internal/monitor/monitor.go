@@ -135,6 +135,15 @@ func (m *Monitor) align(t time.Time) time.Time {
 
 // Run samples the sources at the start of every step until ctx ends.
 func (m *Monitor) Run(ctx context.Context) error {
+	// A baseline reading of the registry now, so that the first step's
+	// rates count what happens from the start, not from the first step.
+	if base := m.read(m.now()); base != nil {
+		m.mu.Lock()
+		if m.prev == nil {
+			m.prev = base
+		}
+		m.mu.Unlock()
+	}
 	for {
 		next := m.align(m.now()).Add(m.step)
 		wait := time.NewTimer(next.Sub(m.now()))
@@ -224,6 +233,13 @@ func (m *Monitor) sample(ctx context.Context, at time.Time) {
 	m.prev = cur
 	m.mu.Unlock()
 	m.rates(cur, prev, put, fail)
+	if cur != nil && len(cur.schedule) > 0 {
+		// The histograms are there: a step in which no task started has
+		// no quantiles, and that is not a failure to note.
+		mu.Lock()
+		ok[chartScheduleStart] = true
+		mu.Unlock()
+	}
 
 	ctx, cancel := context.WithTimeout(ctx, m.timeout)
 	defer cancel()
