@@ -37,9 +37,6 @@ func TestShopPageRecoversFromAnExpiredToken(t *testing.T) {
 	var expires time.Time
 	var whileOut, authError, live, badge string
 	var rows int
-	poll := func(expr string, within time.Duration) chromedp.Action {
-		return chromedp.Poll(expr, nil, chromedp.WithPollingTimeout(within))
-	}
 	err := chromedp.Run(ctx,
 		chromedp.Navigate(sys.GatewayURL+"/"),
 		chromedp.WaitVisible(`#p-WATCH-42`, chromedp.ByQuery),
@@ -75,7 +72,7 @@ func TestShopPageRecoversFromAnExpiredToken(t *testing.T) {
 		chromedp.WaitVisible(`#orders .badge.CONFIRMED`, chromedp.ByQuery),
 		chromedp.Text(`#orders .badge`, &badge, chromedp.ByQuery),
 		chromedp.Text(`#live`, &live, chromedp.ByQuery),
-		chromedp.Evaluate(`document.querySelectorAll("#orders li").length`, &rows),
+		chromedp.Evaluate(`document.querySelectorAll("#orders > li").length`, &rows),
 	)
 	if err != nil {
 		t.Fatalf("browser: %v", err)
