@@ -65,13 +65,13 @@ func TestShopPageRecoversFromAnExpiredToken(t *testing.T) {
 			sys.WaitStatus(token, id, 30*time.Second, "CONFIRMED")
 			return nil
 		}),
-		chromedp.Text(`#orders .badge`, &whileOut, chromedp.ByQuery),
+		textOf(`#orders .badge`, &whileOut),
 		chromedp.SendKeys(`#email`, email, chromedp.ByQuery),
 		chromedp.SendKeys(`#password`, password, chromedp.ByQuery),
 		chromedp.Click(`#login button[type=submit]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`#orders .badge.CONFIRMED`, chromedp.ByQuery),
-		chromedp.Text(`#orders .badge`, &badge, chromedp.ByQuery),
-		chromedp.Text(`#live`, &live, chromedp.ByQuery),
+		visible(`#orders .badge.CONFIRMED`, 30*time.Second),
+		textOf(`#orders .badge`, &badge),
+		textOf(`#live`, &live),
 		chromedp.Evaluate(`document.querySelectorAll("#orders > li").length`, &rows),
 	)
 	if err != nil {

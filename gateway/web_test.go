@@ -54,15 +54,15 @@ func TestShopPageInABrowser(t *testing.T) {
 		chromedp.Text(`#who`, &who, chromedp.ByQuery),
 		chromedp.Click(`#p-WATCH-42 button`, chromedp.ByQuery),
 		chromedp.Click(`#order`, chromedp.ByQuery),
-		chromedp.WaitVisible(`#orders .badge.CONFIRMED`, chromedp.ByQuery),
-		chromedp.Text(`#orders .badge`, &badge, chromedp.ByQuery),
-		chromedp.Text(`#live`, &live, chromedp.ByQuery),
+		visible(`#orders .badge.CONFIRMED`, 30*time.Second),
+		textOf(`#orders .badge`, &badge),
+		textOf(`#live`, &live),
 		chromedp.Poll(`document.querySelector("#p-WATCH-42 .left").textContent === "4 left"`, nil, chromedp.WithPollingTimeout(10*time.Second)),
-		chromedp.Text(`#p-WATCH-42 .left`, &left, chromedp.ByQuery),
+		textOf(`#p-WATCH-42 .left`, &left),
 		screenshot(t, "shop"),
 		// The shopper's dashboard: the same order, with its timeline.
-		chromedp.Click(`#nav a[data-page="myorders"]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`#orders > li .timeline`, chromedp.ByQuery),
+		clickOn(`#nav a[data-page="myorders"]`),
+		visible(`#orders > li .timeline`, 10*time.Second),
 		poll(`[...document.querySelectorAll("#orders > li .timeline .step")].map(s => s.textContent).join(" ") === "PENDING RESERVED AUTHORIZED CONFIRMED"`, 10*time.Second),
 		chromedp.Evaluate(`document.querySelector("#catalogue").offsetParent === null`, &catalogueHidden),
 		screenshot(t, "shopper-dashboard"),
@@ -129,6 +129,26 @@ func cspViolations(t *testing.T, what string) chromedp.Action {
 		}
 		return nil
 	})
+}
+
+// The pages redraw what changes (an order's row on each of its events, the
+// health cards every few seconds), so a node found in one step of a test
+// may be gone in the next. textOf, clickOn and visible each act in one
+// step inside the page.
+
+// textOf reads the text of the element sel finds ("" if none).
+func textOf(sel string, into *string) chromedp.Action {
+	return chromedp.Evaluate(fmt.Sprintf(`document.querySelector(%q)?.textContent ?? ""`, sel), into)
+}
+
+// clickOn clicks the element sel finds.
+func clickOn(sel string) chromedp.Action {
+	return chromedp.Evaluate(fmt.Sprintf(`(document.querySelector(%q).click(), true)`, sel), nil)
+}
+
+// visible waits until sel finds an element that is shown.
+func visible(sel string, within time.Duration) chromedp.Action {
+	return poll(fmt.Sprintf(`(e => !!e && e.offsetParent !== null)(document.querySelector(%q))`, sel), within)
 }
 
 // poll waits until a JavaScript expression is true in the page.

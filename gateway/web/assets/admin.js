@@ -327,7 +327,14 @@ async function loadOrders(older) {
   ordersNote();
 }
 
+// ordersNote counts the orders shown, at most ten times a second however
+// many events arrive.
+let noteTimer = 0;
 function ordersNote() {
+  if (!noteTimer) noteTimer = setTimeout(() => { noteTimer = 0; countOrders(); }, 100);
+}
+
+function countOrders() {
   const shown = [...$("ordersTable").tBodies].filter((tb) => !tb.hidden).length;
   $("ordersNote").textContent = shown === 0 ? "No orders" + (state.filter ? " are " + state.filter : "") + "." :
     shown + " order" + (shown === 1 ? "" : "s") + (state.filter ? " " + state.filter : "") + ", live.";
@@ -341,6 +348,7 @@ function renderOrder(o) {
     tb = el("tbody", { id: "ao-" + o.id, className: "order", dataset: { created: o.created_at || new Date().toISOString() } });
     const after = [...$("ordersTable").tBodies].find((x) => x.dataset.created < tb.dataset.created);
     $("ordersTable").insertBefore(tb, after || null);
+    forgetOldest();
   }
   if (o.created_at) tb.dataset.created = o.created_at;
   tb.hidden = !!state.filter && o.status !== state.filter;
@@ -359,6 +367,22 @@ function renderOrder(o) {
   tb.replaceChildren(head);
   if (open) tb.append(el("tr", { className: "detail" }, el("td", { colSpan: 6 }, orderDetail(o))));
   ordersNote();
+}
+
+// The page keeps the newest orders: past this many, the oldest ended
+// ones leave it (Older orders reads them again).
+const keepOrders = 500;
+
+function forgetOldest() {
+  const bodies = $("ordersTable").tBodies;
+  for (let i = bodies.length - 1; i >= 0 && bodies.length > keepOrders; i--) {
+    const tb = bodies[i];
+    const o = book.get(tb.id.slice(3));
+    if (o && terminal.has(o.status) && !tb.classList.contains("open")) {
+      book.byID.delete(o.id);
+      tb.remove();
+    }
+  }
 }
 
 function orderDetail(o) {
