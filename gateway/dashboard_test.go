@@ -78,7 +78,9 @@ func TestAdminAndShopperInBrowsers(t *testing.T) {
 		poll(`document.querySelector("#live").textContent === "live"`, 10*time.Second),
 	)
 	if err != nil {
-		t.Fatalf("admin: %v", err)
+		var says string
+		_ = chromedp.Run(admin, textOf(`#productsView`, &says))
+		t.Fatalf("admin: %v; the page says: %.600s", err, strings.Join(strings.Fields(says), " "))
 	}
 	if !appHiddenSignedOut || !strings.Contains(brandError, "brand") || !strings.Contains(adjustReasonError, "reason") || title != "LAMP-7" || onHand != "5" {
 		t.Errorf("admin saw: app hidden signed out=%v, brand error %q, reason error %q, title %q, on hand %q",
