@@ -43,11 +43,10 @@ import (
 
 // services lists what `dev` runs in its one process, sharing reg.
 func services(cfg config.Config, log *zap.Logger, reg *prometheus.Registry) []localstack.Service {
-	gw := "http://" + cfg.GatewayAddr
 	out := []localstack.Service{{
 		Name:  "gateway",
 		Run:   func(ctx context.Context) error { return runGateway(ctx, cfg, log, reg) },
-		Links: [][2]string{{"Shop page", gw + "/"}, {"Admin dashboard", gw + "/admin"}, {"System page", gw + "/admin/system"}, {"REST API", gw + "/api/v1"}},
+		Links: [][2]string{{"Shop page", "http://" + cfg.GatewayAddr + "/"}, {"REST API", "http://" + cfg.GatewayAddr + "/api/v1"}},
 	}, {
 		Name:  "ws hub",
 		Run:   func(ctx context.Context) error { return runHub(ctx, cfg, log, reg) },
