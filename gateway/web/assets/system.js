@@ -165,7 +165,8 @@ function drawChart(c, timestamps) {
         label: s.name,
         stroke: palette[i % palette.length],
         width: 1.5,
-        points: { show: false },
+        // A line needs two values in a row: a lone value is drawn as a dot.
+        points: { show: false, size: 6, filter: lone },
         // The legend shows, per series, the value under the cursor (or the
         // latest) and the peak of the 15 minutes.
         values: (u, si, idx) => {
@@ -183,6 +184,14 @@ function drawChart(c, timestamps) {
 new ResizeObserver(() => {
   for (const ch of state.charts.values()) if (ch.plot) ch.plot.setSize({ width: Math.max(ch.at.clientWidth, 280), height: chartHeight });
 }).observe($("charts"));
+
+// lone lists the indexes of a series' values that have no neighbour.
+function lone(u, si) {
+  const v = u.data[si] || [];
+  const out = [];
+  for (let i = 0; i < v.length; i++) if (v[i] != null && v[i - 1] == null && v[i + 1] == null) out.push(i);
+  return out.length ? out : null;
+}
 
 const latest = (vals) => { for (let i = vals.length - 1; i >= 0; i--) if (vals[i] != null) return vals[i]; return null; };
 const peak = (vals) => vals.reduce((m, v) => (v != null && (m == null || v > m) ? v : m), null);
