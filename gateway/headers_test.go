@@ -39,37 +39,56 @@ func TestSecurityHeaders(t *testing.T) {
 		t.Fatalf("ws_url %q", cfg.WSURL)
 	}
 
-	page := s.do("GET", "/", "", nil)
-	if page.Status != 200 || !strings.HasPrefix(page.Header.Get("Content-Type"), "text/html") {
-		t.Fatalf("/: %d %s", page.Status, page.Header.Get("Content-Type"))
-	}
-	csp := page.Header.Get("Content-Security-Policy")
-	d := directives(csp)
-	for name, want := range map[string]string{
-		"default-src":     "'self'",
-		"frame-ancestors": "'none'",
-		"object-src":      "'none'",
-		"base-uri":        "'none'",
-		"connect-src":     hub.Scheme + "://" + hub.Host,
-	} {
-		if !has(d[name], want) {
-			t.Errorf("page CSP %s lacks %s: %s", name, want, csp)
-		}
-	}
-	if strings.Contains(csp, "'unsafe-inline'") || strings.Contains(csp, "'unsafe-eval'") || strings.Contains(csp, " *") {
-		t.Errorf("page CSP allows any inline code or any source: %s", csp)
-	}
-	// The page's inline script is allowed by its hash, and nothing else is.
+	// Every page of the web app keeps the strict policy: everything from
+	// the gateway itself, inline code only by its hash, never framed.
 	hash := regexp.MustCompile(`^'sha256-[A-Za-z0-9+/]{43}='$`)
-	if len(d["script-src"]) < 2 || !hash.MatchString(d["script-src"][1]) {
-		t.Errorf("script-src is not 'self' and hashes: %v", d["script-src"])
+	pages := map[string]response{}
+	for _, path := range []string{"/", "/admin", "/admin/system"} {
+		page := s.do("GET", path, "", nil)
+		pages[path] = page
+		if page.Status != 200 || !strings.HasPrefix(page.Header.Get("Content-Type"), "text/html") {
+			t.Fatalf("%s: %d %s", path, page.Status, page.Header.Get("Content-Type"))
+		}
+		csp := page.Header.Get("Content-Security-Policy")
+		d := directives(csp)
+		for name, want := range map[string]string{
+			"default-src":     "'self'",
+			"frame-ancestors": "'none'",
+			"object-src":      "'none'",
+			"base-uri":        "'none'",
+			"connect-src":     hub.Scheme + "://" + hub.Host,
+		} {
+			if !has(d[name], want) {
+				t.Errorf("%s: CSP %s lacks %s: %s", path, name, want, csp)
+			}
+		}
+		if strings.Contains(csp, "'unsafe-inline'") || strings.Contains(csp, "'unsafe-eval'") || strings.Contains(csp, " *") {
+			t.Errorf("%s: CSP allows any inline code or any source: %s", path, csp)
+		}
+		// Scripts and styles come from the gateway, or are inline code
+		// allowed by its hash: nothing else.
+		for _, dir := range []string{"script-src", "style-src"} {
+			if len(d[dir]) == 0 || d[dir][0] != "'self'" {
+				t.Errorf("%s: %s is not 'self' first: %v", path, dir, d[dir])
+			}
+			for _, src := range d[dir][1:] {
+				if !hash.MatchString(src) && src != "'unsafe-hashes'" {
+					t.Errorf("%s: %s allows %s", path, dir, src)
+				}
+			}
+		}
+		if cc := page.Header.Get("Cache-Control"); cc != "no-cache" {
+			t.Errorf("%s: Cache-Control %q, want no-cache (the page must follow its scripts after a deploy)", path, cc)
+		}
 	}
 
 	for _, r := range []struct {
 		what string
 		resp response
 	}{
-		{"the page", page},
+		{"the page", pages["/"]},
+		{"the admin page", pages["/admin"]},
+		{"a script", s.do("GET", "/assets/app.js", "", nil)},
 		{"a product list", s.do("GET", "/api/v1/products", "", nil)},
 		{"an error", s.do("POST", "/api/v1/auth/login", "", map[string]string{"email": "a@example.com", "password": "wrong-password"})},
 		{"no such route", s.do("GET", "/nope", "", nil)},
@@ -86,7 +105,7 @@ func TestSecurityHeaders(t *testing.T) {
 		if !has(directives(h.Get("Content-Security-Policy"))["frame-ancestors"], "'none'") {
 			t.Errorf("%s: Content-Security-Policy %q lacks frame-ancestors 'none'", r.what, h.Get("Content-Security-Policy"))
 		}
-		if r.what != "the page" && !has(directives(h.Get("Content-Security-Policy"))["default-src"], "'none'") {
+		if !strings.HasSuffix(r.what, "page") && !has(directives(h.Get("Content-Security-Policy"))["default-src"], "'none'") {
 			t.Errorf("%s: an API answer may load things: %q", r.what, h.Get("Content-Security-Policy"))
 		}
 	}

@@ -152,7 +152,13 @@ func (s *Server) routes() *gin.Engine {
 	r.Use(s.requestID, s.securityHeaders, s.cors(), s.recovery, s.observe, s.limitBody)
 	r.NoRoute(func(c *gin.Context) { s.fail(c, notFound("no such endpoint")) })
 
-	r.GET("/", s.shop)
+	// The web app: three pages and the files they load (web.go, assets.go).
+	r.GET("/", s.page(shopPage))
+	r.GET("/admin", s.page(adminPage))
+	r.GET("/admin/system", s.page(systemPage))
+	files := newAssets(webFiles)
+	r.GET("/assets/:file", s.serveAsset(files))
+	r.GET("/assets/vendor/:lib/:file", s.serveAsset(files))
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(metricsHandler(s.reg)))

@@ -14,19 +14,38 @@ import (
 	"golang.org/x/net/html"
 )
 
-// shopPage is the web page shoppers and admins use: the catalogue, a cart,
-// their orders with live status over the websocket hub.
-//
-//go:embed web/index.html
-var shopPage []byte
+// The web app's pages. Each is public HTML: what it shows comes from the
+// API, with the signed-in user's token, so an admin page shown to anyone
+// else holds nothing but its sign-in.
+var (
+	// shopPage is the shop and the shopper's dashboard: the catalogue, a
+	// cart, and their orders with the timeline of each, live over the hub.
+	//
+	//go:embed web/index.html
+	shopPage []byte
+	// adminPage is the admin dashboard: products, stock and its ledger,
+	// and every order, live.
+	//
+	//go:embed web/admin.html
+	adminPage []byte
+	// systemPage is the operators' page: health and monitoring charts.
+	//
+	//go:embed web/system.html
+	systemPage []byte
+)
 
-// shopInline is what the shop page has inline, hashed once: the page is
-// embedded, so the hashes cannot drift from it.
-var shopInline = inlineHashes(shopPage)
-
-func (s *Server) shop(c *gin.Context) {
-	c.Header("Content-Security-Policy", pagePolicy(shopInline, s.settings.WSURL))
-	c.Data(http.StatusOK, "text/html; charset=utf-8", shopPage)
+// page serves an embedded page with its Content-Security-Policy. The
+// hashes of its inline code are taken once, here: the page is embedded,
+// so they cannot drift from it.
+func (s *Server) page(body []byte) gin.HandlerFunc {
+	policy := pagePolicy(inlineHashes(body), s.settings.WSURL)
+	return func(c *gin.Context) {
+		c.Header("Content-Security-Policy", policy)
+		// The page names its scripts and styles by path; revalidating it
+		// on each load keeps it in step with them after a deploy.
+		c.Header("Cache-Control", "no-cache")
+		c.Data(http.StatusOK, "text/html; charset=utf-8", body)
+	}
 }
 
 // inline holds the CSP hash sources of a page's inline code.

@@ -37,9 +37,6 @@ func TestShopPageRecoversFromAnExpiredToken(t *testing.T) {
 	var expires time.Time
 	var whileOut, authError, live, badge string
 	var rows int
-	poll := func(expr string, within time.Duration) chromedp.Action {
-		return chromedp.Poll(expr, nil, chromedp.WithPollingTimeout(within))
-	}
 	err := chromedp.Run(ctx,
 		chromedp.Navigate(sys.GatewayURL+"/"),
 		chromedp.WaitVisible(`#p-WATCH-42`, chromedp.ByQuery),
@@ -68,14 +65,14 @@ func TestShopPageRecoversFromAnExpiredToken(t *testing.T) {
 			sys.WaitStatus(token, id, 30*time.Second, "CONFIRMED")
 			return nil
 		}),
-		chromedp.Text(`#orders .badge`, &whileOut, chromedp.ByQuery),
+		textOf(`#orders .badge`, &whileOut),
 		chromedp.SendKeys(`#email`, email, chromedp.ByQuery),
 		chromedp.SendKeys(`#password`, password, chromedp.ByQuery),
 		chromedp.Click(`#login button[type=submit]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`#orders .badge.CONFIRMED`, chromedp.ByQuery),
-		chromedp.Text(`#orders .badge`, &badge, chromedp.ByQuery),
-		chromedp.Text(`#live`, &live, chromedp.ByQuery),
-		chromedp.Evaluate(`document.querySelectorAll("#orders li").length`, &rows),
+		visible(`#orders .badge.CONFIRMED`, 30*time.Second),
+		textOf(`#orders .badge`, &badge),
+		textOf(`#live`, &live),
+		chromedp.Evaluate(`document.querySelectorAll("#orders > li").length`, &rows),
 	)
 	if err != nil {
 		t.Fatalf("browser: %v", err)

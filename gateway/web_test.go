@@ -41,16 +41,10 @@ func TestShopPageInABrowser(t *testing.T) {
 	ctx := browser(t, 90*time.Second)
 
 	var who, live, badge, left string
-	var shot []byte
+	var catalogueHidden bool
 	var violations []string
 	err := chromedp.Run(ctx,
-		// Record what the page's Content-Security-Policy refuses: a policy
-		// that blocks the page's own code would break it silently.
-		chromedp.ActionFunc(func(ctx context.Context) error {
-			_, err := page.AddScriptToEvaluateOnNewDocument(`window.__csp = [];
-				document.addEventListener("securitypolicyviolation", e => window.__csp.push(e.violatedDirective + " " + e.blockedURI + " " + (e.sample || "")));`).Do(ctx)
-			return err
-		}),
+		recordCSP(),
 		chromedp.Navigate(sys.GatewayURL+"/"),
 		chromedp.WaitVisible(`#p-WATCH-42`, chromedp.ByQuery),
 		chromedp.SendKeys(`#email`, "web@example.com", chromedp.ByQuery),
@@ -60,12 +54,18 @@ func TestShopPageInABrowser(t *testing.T) {
 		chromedp.Text(`#who`, &who, chromedp.ByQuery),
 		chromedp.Click(`#p-WATCH-42 button`, chromedp.ByQuery),
 		chromedp.Click(`#order`, chromedp.ByQuery),
-		chromedp.WaitVisible(`#orders .badge.CONFIRMED`, chromedp.ByQuery),
-		chromedp.Text(`#orders .badge`, &badge, chromedp.ByQuery),
-		chromedp.Text(`#live`, &live, chromedp.ByQuery),
+		visible(`#orders .badge.CONFIRMED`, 30*time.Second),
+		textOf(`#orders .badge`, &badge),
+		textOf(`#live`, &live),
 		chromedp.Poll(`document.querySelector("#p-WATCH-42 .left").textContent === "4 left"`, nil, chromedp.WithPollingTimeout(10*time.Second)),
-		chromedp.Text(`#p-WATCH-42 .left`, &left, chromedp.ByQuery),
-		chromedp.CaptureScreenshot(&shot),
+		textOf(`#p-WATCH-42 .left`, &left),
+		screenshot(t, "shop"),
+		// The shopper's dashboard: the same order, with its timeline.
+		clickOn(`#nav a[data-page="myorders"]`),
+		visible(`#orders > li .timeline`, 10*time.Second),
+		poll(`[...document.querySelectorAll("#orders > li .timeline .step")].map(s => s.textContent).join(" ") === "PENDING RESERVED AUTHORIZED CONFIRMED"`, 10*time.Second),
+		chromedp.Evaluate(`document.querySelector("#catalogue").offsetParent === null`, &catalogueHidden),
+		screenshot(t, "shopper-dashboard"),
 		chromedp.Evaluate(`window.__csp`, &violations),
 	)
 	if err != nil {
@@ -96,15 +96,88 @@ func TestShopPageInABrowser(t *testing.T) {
 	if !strings.Contains(who, "Web Shopper") || badge != "CONFIRMED" || live != "live" || left != "4 left" {
 		t.Errorf("page shows who=%q badge=%q live=%q left=%q", who, badge, live, left)
 	}
-	path := filepath.Join(os.TempDir(), "ordersaga-shop.png")
-	if err := os.WriteFile(path, shot, 0o644); err == nil {
-		t.Logf("screenshot: %s", path)
+	if !catalogueHidden {
+		t.Error("the dashboard still shows the catalogue")
 	}
 	// The order the page placed is the one the API has, confirmed.
 	var n int
 	if err := sys.Pool.QueryRow(context.Background(), `SELECT count(*) FROM orders.orders WHERE status = 'CONFIRMED' AND total_cents = 12900`).Scan(&n); err != nil || n != 1 {
 		t.Errorf("confirmed orders %d, %v", n, err)
 	}
+}
+
+// recordCSP has every page the tab opens record what its
+// Content-Security-Policy refuses, in window.__csp: a policy that blocks
+// a page's own code would break it silently.
+func recordCSP() chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		_, err := page.AddScriptToEvaluateOnNewDocument(`window.__csp = [];
+			document.addEventListener("securitypolicyviolation", e => window.__csp.push(e.violatedDirective + " " + e.blockedURI + " " + (e.sample || "")));`).Do(ctx)
+		return err
+	})
+}
+
+// cspViolations fails the test with what the page's policy refused.
+func cspViolations(t *testing.T, what string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		var violations []string
+		if err := chromedp.Evaluate(`window.__csp || []`, &violations).Do(ctx); err != nil {
+			return err
+		}
+		if len(violations) > 0 {
+			t.Errorf("%s: the Content-Security-Policy refused the page's own code: %q", what, violations)
+		}
+		return nil
+	})
+}
+
+// The pages redraw what changes (an order's row on each of its events, the
+// health cards every few seconds), so a node found in one step of a test
+// may be gone in the next. textOf, clickOn and visible each act in one
+// step inside the page.
+
+// textOf reads the text of the element sel finds ("" if none).
+func textOf(sel string, into *string) chromedp.Action {
+	return chromedp.Evaluate(fmt.Sprintf(`document.querySelector(%q)?.textContent ?? ""`, sel), into)
+}
+
+// clickOn clicks the element sel finds.
+func clickOn(sel string) chromedp.Action {
+	return chromedp.Evaluate(fmt.Sprintf(`(document.querySelector(%q).click(), true)`, sel), nil)
+}
+
+// visible waits until sel finds an element that is shown.
+func visible(sel string, within time.Duration) chromedp.Action {
+	return poll(fmt.Sprintf(`(e => !!e && e.offsetParent !== null)(document.querySelector(%q))`, sel), within)
+}
+
+// poll waits until a JavaScript expression is true in the page.
+func poll(expr string, within time.Duration) chromedp.Action {
+	return chromedp.Poll(expr, nil, chromedp.WithPollingTimeout(within))
+}
+
+// screenshot saves the whole page as NAME.png in the directory that
+// ORDERSAGA_SCREENSHOTS names, when it does, for a person to look at.
+func screenshot(t *testing.T, name string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		dir := os.Getenv("ORDERSAGA_SCREENSHOTS")
+		if dir == "" {
+			return nil
+		}
+		var png []byte
+		if err := chromedp.FullScreenshot(&png, 100).Do(ctx); err != nil {
+			return fmt.Errorf("screenshot %s: %w", name, err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		path := filepath.Join(dir, name+".png")
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			return err
+		}
+		t.Logf("screenshot: %s", path)
+		return nil
+	})
 }
 
 // profileDir is the browser's profile. Chromium's helper processes may
