@@ -67,6 +67,11 @@ func TestRetryReplaysTheStoredOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	tmp.start()
+	// Temporal is back once the gateway's own client says so: its
+	// connection comes back after the client's reconnect backoff.
+	testkit.WaitFor(t, "the gateway to reach Temporal again", 30*time.Second, func() bool {
+		return s.do("GET", "/readyz", "", nil).Status == 200
+	})
 
 	// The same key with another body is still refused, whatever the prices.
 	if r := s.do("POST", "/api/v1/orders", tok, body("WATCH-42", 3), "Idempotency-Key", "repriced"); r.Status != 422 || r.errCode() != "idempotency_key_reused" {

@@ -73,6 +73,7 @@ type Server struct {
 	metrics       *httpMetrics
 	monitor       *monitor.Monitor
 	listener      net.Listener
+	queues        queueCache
 	engineOnce    sync.Once
 	engine        *gin.Engine
 }

@@ -125,18 +125,57 @@ func (s *Server) workerStatus(ctx context.Context, name, queue string, typ enums
 	return st
 }
 
-// describeQueue reads a task queue's pollers and stats.
+// queueDescribeTTL is how long one answer of DescribeTaskQueue serves:
+// the status page, the monitoring and a Prometheus scrape each ask for
+// the same three queues every few seconds, and while Temporal is down
+// every failed call also lengthens the client's reconnect backoff.
+const queueDescribeTTL = 2 * time.Second
+
+// describeQueue describes one of the workers' task queues with its stats,
+// from an answer at most queueDescribeTTL old.
 func (s *Server) describeQueue(ctx context.Context, queue string, typ enums.TaskQueueType) (*workflowservice.DescribeTaskQueueResponse, error) {
-	resp, err := s.temporal.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
-		Namespace:     s.settings.Namespace,
-		TaskQueue:     &taskqueuepb.TaskQueue{Name: queue, Kind: enums.TASK_QUEUE_KIND_NORMAL},
-		TaskQueueType: typ,
-		ReportStats:   true,
+	return s.queues.get(queue, s.now(), func() (*workflowservice.DescribeTaskQueueResponse, error) {
+		resp, err := s.temporal.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
+			Namespace:     s.settings.Namespace,
+			TaskQueue:     &taskqueuepb.TaskQueue{Name: queue, Kind: enums.TASK_QUEUE_KIND_NORMAL},
+			TaskQueueType: typ,
+			ReportStats:   true,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("describe task queue %s: %w", queue, err)
+		}
+		return resp, nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("describe task queue %s: %w", queue, err)
+}
+
+// queueCache keeps the latest answer, or error, of DescribeTaskQueue per
+// queue for queueDescribeTTL.
+type queueCache struct {
+	mu      sync.Mutex
+	answers map[string]queueAnswer
+}
+
+type queueAnswer struct {
+	at   time.Time
+	resp *workflowservice.DescribeTaskQueueResponse
+	err  error
+}
+
+func (c *queueCache) get(queue string, now time.Time, describe func() (*workflowservice.DescribeTaskQueueResponse, error)) (*workflowservice.DescribeTaskQueueResponse, error) {
+	c.mu.Lock()
+	a, ok := c.answers[queue]
+	c.mu.Unlock()
+	if ok && now.Sub(a.at) >= 0 && now.Sub(a.at) < queueDescribeTTL {
+		return a.resp, a.err
 	}
-	return resp, nil
+	resp, err := describe()
+	c.mu.Lock()
+	if c.answers == nil {
+		c.answers = map[string]queueAnswer{}
+	}
+	c.answers[queue] = queueAnswer{at: now, resp: resp, err: err}
+	c.mu.Unlock()
+	return resp, err
 }
 
 // errNoHeartbeats is a server that keeps no worker heartbeats: older than
