@@ -54,17 +54,19 @@ func (s *Server) hubLag(ctx context.Context) (int64, error) {
 	return hs.KafkaConsumerLag, nil
 }
 
-// backlog is the approximate backlog of one of the workers' task queues
+// backlog is what Temporal says of one of the workers' task queues: its
+// approximate backlog and the age of its oldest waiting task
 // (DescribeTaskQueue's stats).
-func (s *Server) backlog(ctx context.Context, queue string) (int64, error) {
+func (s *Server) backlog(ctx context.Context, queue string) (monitor.Backlog, error) {
 	for _, q := range workerQueues() {
 		if q.queue == queue {
 			resp, err := s.describeQueue(ctx, q.queue, q.typ)
 			if err != nil {
-				return 0, err
+				return monitor.Backlog{}, err
 			}
-			return resp.GetStats().GetApproximateBacklogCount(), nil
+			st := resp.GetStats()
+			return monitor.Backlog{Tasks: st.GetApproximateBacklogCount(), OldestAge: st.GetApproximateBacklogAge().AsDuration()}, nil
 		}
 	}
-	return 0, fmt.Errorf("no worker polls task queue %q", queue)
+	return monitor.Backlog{}, fmt.Errorf("no worker polls task queue %q", queue)
 }

@@ -74,6 +74,8 @@ type Server struct {
 	monitor       *monitor.Monitor
 	listener      net.Listener
 	queues        queueCache
+	beats         heartbeatClock
+	status        shared[systemStatusBody]
 	engineOnce    sync.Once
 	engine        *gin.Engine
 }
@@ -116,6 +118,7 @@ func New(deps Deps, s Settings) *Server {
 		deps.Codec, _ = codec.New(nil) // no keys: cannot fail
 	}
 	srv := &Server{
+		status:   shared[systemStatusBody]{ttl: statusTTL, timeout: 4 * time.Second},
 		accounts: deps.Accounts, catalog: deps.Catalog, orders: deps.Orders, outbox: deps.Outbox, temporal: deps.Temporal, codec: deps.Codec,
 		tokens: deps.Tokens, log: deps.Log.With(zap.String("service", "gateway")), listener: deps.Listener, reg: deps.Registry, now: deps.Now, settings: s,
 		cursors: cursors{key: s.CursorKey},

@@ -15,6 +15,9 @@ import (
 	taskqueuepb "go.temporal.io/api/taskqueue/v1"
 	workerpb "go.temporal.io/api/worker/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"golang.org/x/sync/singleflight"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ordersaga/ordersaga/internal/temporalclient"
 	"github.com/ordersaga/ordersaga/workflows/order"
@@ -66,14 +69,32 @@ const heartbeatUpWithin = 3 * temporalclient.WorkerHeartbeatInterval
 // minute after its last poll, so a stopped worker shows up that long.
 const pollerUpWithin = time.Minute
 
+// statusTTL is how long one computed status serves: every open system
+// page asks every few seconds, and each computation asks Temporal, the hub
+// and the database.
+const statusTTL = time.Second
+
+// systemStatusBody is GET /system/status.
+type systemStatusBody struct {
+	Components []componentStatus `json:"components"`
+	Outbox     *outboxStatus     `json:"outbox,omitempty"`
+}
+
 func (s *Server) systemStatus(c *gin.Context) {
-	ctx, cancel := context.WithTimeout(c, 3*time.Second)
+	body, err := s.status.get(c, s.now, func(ctx context.Context) (systemStatusBody, error) { return s.computeStatus(ctx), nil })
+	if err != nil {
+		s.fail(c, unavailable("the system status")) // the caller went away first
+		return
+	}
+	c.JSON(http.StatusOK, body)
+}
+
+// computeStatus asks every component how it is, each within the budget.
+func (s *Server) computeStatus(ctx context.Context) systemStatusBody {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	now := s.now().UTC()
-	out := struct {
-		Components []componentStatus `json:"components"`
-		Outbox     *outboxStatus     `json:"outbox,omitempty"`
-	}{}
+	var out systemStatusBody
 	out.Components = append(out.Components, componentStatus{Name: "gateway", Up: true, LastSeen: &now})
 
 	queues := workerQueues()
@@ -99,7 +120,49 @@ func (s *Server) systemStatus(c *gin.Context) {
 	if n, age, err := s.outbox.Lag(ctx); err == nil {
 		out.Outbox = &outboxStatus{Unpublished: n, OldestAgeSeconds: age.Seconds()}
 	}
-	c.JSON(http.StatusOK, out)
+	return out
+}
+
+// shared holds one computed value for a while, and lets callers that miss
+// it at the same moment share one computation, made on a context of its
+// own so that one caller's cancellation is not everyone's answer.
+type shared[T any] struct {
+	ttl     time.Duration
+	timeout time.Duration
+	calls   singleflight.Group
+	mu      sync.Mutex
+	at      time.Time
+	val     T
+	ok      bool
+}
+
+func (c *shared[T]) get(ctx context.Context, now func() time.Time, compute func(context.Context) (T, error)) (T, error) {
+	c.mu.Lock()
+	if c.ok && now().Sub(c.at) >= 0 && now().Sub(c.at) < c.ttl {
+		v := c.val
+		c.mu.Unlock()
+		return v, nil
+	}
+	c.mu.Unlock()
+	ch := c.calls.DoChan("", func() (any, error) {
+		cctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+		defer cancel()
+		v, err := compute(cctx)
+		if err == nil {
+			c.mu.Lock()
+			c.at, c.val, c.ok = now(), v, true
+			c.mu.Unlock()
+		}
+		return v, err
+	})
+	select {
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	case r := <-ch:
+		v, _ := r.Val.(T)
+		return v, r.Err
+	}
 }
 
 // workerStatus is the status of the worker of one task queue: from the
@@ -115,8 +178,18 @@ func (s *Server) workerStatus(ctx context.Context, name, queue string, typ enums
 	}
 	heartbeats, err := s.workerHeartbeats(ctx, queue)
 	switch {
+	case err == nil && len(heartbeats) == 0 && descErr == nil && len(desc.GetPollers()) > 0:
+		// Pollers but no heartbeats: a worker that has just started and
+		// not yet sent its first, or a server that lists workers but keeps
+		// none of their heartbeats (or workers started before it did).
+		judgePollers(&st, desc.GetPollers(), now)
+		st.Detail = ""
+		if s.beats.silentFor(queue, now) >= heartbeatUpWithin {
+			st.Detail = "judged by its pollers: no worker of this queue sends heartbeats (frontend.WorkerHeartbeatsEnabled), so a stopped worker shows up for a minute"
+		}
 	case err == nil:
-		judgeHeartbeats(&st, heartbeats, now)
+		s.beats.heard(queue)
+		judgeHeartbeats(&st, s.beats.localize(heartbeats, now), now)
 	case errors.Is(err, errNoHeartbeats) && descErr == nil:
 		judgePollers(&st, desc.GetPollers(), now)
 	default:
@@ -132,9 +205,12 @@ func (s *Server) workerStatus(ctx context.Context, name, queue string, typ enums
 const queueDescribeTTL = 2 * time.Second
 
 // describeQueue describes one of the workers' task queues with its stats,
-// from an answer at most queueDescribeTTL old.
+// from an answer at most queueDescribeTTL old. Callers that miss the cache
+// at the same moment share one call, made on a context of its own, so that
+// neither a burst of requests multiplies the calls to Temporal nor one
+// caller's cancellation becomes everyone's answer.
 func (s *Server) describeQueue(ctx context.Context, queue string, typ enums.TaskQueueType) (*workflowservice.DescribeTaskQueueResponse, error) {
-	return s.queues.get(queue, s.now(), func() (*workflowservice.DescribeTaskQueueResponse, error) {
+	return s.queues.get(ctx, queue, s.now, func(ctx context.Context) (*workflowservice.DescribeTaskQueueResponse, error) {
 		resp, err := s.temporal.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
 			Namespace:     s.settings.Namespace,
 			TaskQueue:     &taskqueuepb.TaskQueue{Name: queue, Kind: enums.TASK_QUEUE_KIND_NORMAL},
@@ -148,9 +224,13 @@ func (s *Server) describeQueue(ctx context.Context, queue string, typ enums.Task
 	})
 }
 
+// queueCallTimeout bounds a shared DescribeTaskQueue call.
+const queueCallTimeout = 2 * time.Second
+
 // queueCache keeps the latest answer, or error, of DescribeTaskQueue per
 // queue for queueDescribeTTL.
 type queueCache struct {
+	calls   singleflight.Group
 	mu      sync.Mutex
 	answers map[string]queueAnswer
 }
@@ -161,21 +241,40 @@ type queueAnswer struct {
 	err  error
 }
 
-func (c *queueCache) get(queue string, now time.Time, describe func() (*workflowservice.DescribeTaskQueueResponse, error)) (*workflowservice.DescribeTaskQueueResponse, error) {
-	c.mu.Lock()
-	a, ok := c.answers[queue]
-	c.mu.Unlock()
-	if ok && now.Sub(a.at) >= 0 && now.Sub(a.at) < queueDescribeTTL {
+func (c *queueCache) get(ctx context.Context, queue string, now func() time.Time, describe func(context.Context) (*workflowservice.DescribeTaskQueueResponse, error)) (*workflowservice.DescribeTaskQueueResponse, error) {
+	if a, ok := c.fresh(queue, now(), queueDescribeTTL); ok {
 		return a.resp, a.err
 	}
-	resp, err := describe()
-	c.mu.Lock()
-	if c.answers == nil {
-		c.answers = map[string]queueAnswer{}
+	ch := c.calls.DoChan(queue, func() (any, error) {
+		cctx, cancel := context.WithTimeout(context.Background(), queueCallTimeout)
+		defer cancel()
+		resp, err := describe(cctx)
+		c.mu.Lock()
+		if c.answers == nil {
+			c.answers = map[string]queueAnswer{}
+		}
+		c.answers[queue] = queueAnswer{at: now(), resp: resp, err: err}
+		c.mu.Unlock()
+		return resp, err
+	})
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case r := <-ch:
+		resp, _ := r.Val.(*workflowservice.DescribeTaskQueueResponse)
+		return resp, r.Err
 	}
-	c.answers[queue] = queueAnswer{at: now, resp: resp, err: err}
-	c.mu.Unlock()
-	return resp, err
+}
+
+// fresh is the answer for queue if it is younger than maxAge.
+func (c *queueCache) fresh(queue string, now time.Time, maxAge time.Duration) (queueAnswer, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, ok := c.answers[queue]
+	if !ok || now.Sub(a.at) < 0 || now.Sub(a.at) >= maxAge {
+		return queueAnswer{}, false
+	}
+	return a, true
 }
 
 // errNoHeartbeats is a server that keeps no worker heartbeats: older than
@@ -341,4 +440,84 @@ func (s *Server) readHub(ctx context.Context) (hubReport, error) {
 		return hs, fmt.Errorf("decode the hub's status: %w", err)
 	}
 	return hs, nil
+}
+
+// heartbeatClock judges heartbeats by this gateway's clock: a heartbeat
+// carries the time of the worker's clock, which may run behind (the
+// worker would look dead while it runs) or ahead (it would look alive
+// after it died). Each worker instance's heartbeat counts from when this
+// gateway first saw it; the first heartbeat seen of an instance counts
+// from its own time unless that is in the future.
+type heartbeatClock struct {
+	mu   sync.Mutex
+	seen map[string]seenBeat // by worker instance key
+	// silentSince is, by task queue, since when its pollers have been
+	// seen without any heartbeat.
+	silentSince map[string]time.Time
+}
+
+// silentFor is how long queue has had pollers and no heartbeat, counting
+// from this call if it is the first such.
+func (c *heartbeatClock) silentFor(queue string, now time.Time) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.silentSince == nil {
+		c.silentSince = map[string]time.Time{}
+	}
+	since, ok := c.silentSince[queue]
+	if !ok {
+		c.silentSince[queue], since = now, now
+	}
+	return now.Sub(since)
+}
+
+// heard notes that queue's workers send heartbeats.
+func (c *heartbeatClock) heard(queue string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.silentSince, queue)
+}
+
+type seenBeat struct {
+	sent, at time.Time
+}
+
+// forgetBeatsAfter is how long an instance that sends nothing more is
+// remembered; the server stops listing it well before.
+const forgetBeatsAfter = 10 * time.Minute
+
+// localize returns copies of heartbeats whose time is when this gateway
+// saw them, by its clock.
+func (c *heartbeatClock) localize(heartbeats []*workerpb.WorkerHeartbeat, now time.Time) []*workerpb.WorkerHeartbeat {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seen == nil {
+		c.seen = map[string]seenBeat{}
+	}
+	out := make([]*workerpb.WorkerHeartbeat, 0, len(heartbeats))
+	for _, hb := range heartbeats {
+		key, sent := hb.GetWorkerInstanceKey(), hb.GetHeartbeatTime().AsTime()
+		if key == "" {
+			out = append(out, hb)
+			continue
+		}
+		prev, known := c.seen[key]
+		at := now
+		switch {
+		case known && prev.sent.Equal(sent):
+			at = prev.at
+		case !known && sent.Before(now):
+			at = sent
+		}
+		c.seen[key] = seenBeat{sent: sent, at: at}
+		local := proto.Clone(hb).(*workerpb.WorkerHeartbeat)
+		local.HeartbeatTime = timestamppb.New(at)
+		out = append(out, local)
+	}
+	for key, b := range c.seen {
+		if now.Sub(b.at) > forgetBeatsAfter {
+			delete(c.seen, key)
+		}
+	}
+	return out
 }

@@ -1,6 +1,9 @@
 package gateway
 
 import (
+	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,5 +57,92 @@ func TestJudgeHeartbeats(t *testing.T) {
 				t.Errorf("last_seen %v, want %s", st.LastSeen, now.Add(-tt.lastSeen))
 			}
 		})
+	}
+}
+
+// TestHeartbeatsByTheGatewaysClock: a worker whose clock runs 30 s behind
+// shows up from its second heartbeat on; one whose clock runs ahead and
+// then dies shows down three intervals after its last heartbeat, by the
+// gateway's clock.
+func TestHeartbeatsByTheGatewaysClock(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	running := enums.WORKER_STATUS_RUNNING
+	beat := func(key string, sent time.Time) []*workerpb.WorkerHeartbeat {
+		return []*workerpb.WorkerHeartbeat{{WorkerInstanceKey: key, Status: running, HeartbeatTime: timestamppb.New(sent)}}
+	}
+	var c heartbeatClock
+	judge := func(hbs []*workerpb.WorkerHeartbeat, at time.Time) componentStatus {
+		var st componentStatus
+		judgeHeartbeats(&st, c.localize(hbs, at), at)
+		return st
+	}
+
+	behind := -30 * time.Second
+	if st := judge(beat("slow-clock", now.Add(behind)), now); st.Up {
+		t.Errorf("first heartbeat of a clock 30 s behind: up; its age cannot be told yet")
+	}
+	if st := judge(beat("slow-clock", now.Add(5*time.Second+behind)), now.Add(5*time.Second)); !st.Up {
+		t.Errorf("second heartbeat of a clock 30 s behind: %+v, want up", st)
+	}
+
+	ahead := 40 * time.Second
+	last := now.Add(ahead)
+	if st := judge(beat("fast-clock", last), now); !st.Up || !st.LastSeen.Equal(now) {
+		t.Errorf("a clock 40 s ahead: %+v, want up, last seen now", st)
+	}
+	// It dies: the server keeps listing its last heartbeat.
+	if st := judge(beat("fast-clock", last), now.Add(10*time.Second)); !st.Up {
+		t.Errorf("10 s after the last heartbeat: %+v, want still up", st)
+	}
+	if st := judge(beat("fast-clock", last), now.Add(16*time.Second)); st.Up || st.Detail != "not heard from for 16s" {
+		t.Errorf("16 s after the last heartbeat of a clock 40 s ahead: %+v, want down", st)
+	}
+}
+
+// TestSharedComputesOnceForConcurrentCallers: callers that miss the cache
+// together share one computation, and one caller's cancellation does not
+// cancel it for the others.
+func TestSharedComputesOnceForConcurrentCallers(t *testing.T) {
+	c := shared[int]{ttl: time.Second, timeout: time.Second}
+	var calls atomic.Int32
+	release := make(chan struct{})
+	compute := func(ctx context.Context) (int, error) {
+		calls.Add(1)
+		select {
+		case <-release:
+			return 42, nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	gone, cancel := context.WithCancel(context.Background())
+	results := make(chan error, 6)
+	for i := range 6 {
+		ctx := context.Background()
+		if i == 0 {
+			ctx = gone
+		}
+		go func() {
+			v, err := c.get(ctx, time.Now, compute)
+			if err == nil && v != 42 {
+				err = fmt.Errorf("got %d", v)
+			}
+			results <- err
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	close(release)
+	var failed int
+	for range 6 {
+		if err := <-results; err != nil {
+			failed++
+		}
+	}
+	if failed != 1 || calls.Load() != 1 {
+		t.Errorf("%d callers failed, %d computations; want only the cancelled caller to fail, and one computation", failed, calls.Load())
+	}
+	if v, err := c.get(context.Background(), time.Now, compute); v != 42 || err != nil || calls.Load() != 1 {
+		t.Errorf("within the TTL: %d, %v after %d computations; want the cached 42", v, err, calls.Load())
 	}
 }

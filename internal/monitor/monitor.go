@@ -55,7 +55,7 @@ type Sources struct {
 	HubLag func(ctx context.Context) (int64, error)
 	// TaskQueues are the Temporal task queues whose backlog Backlog reads.
 	TaskQueues []string
-	Backlog    func(ctx context.Context, queue string) (int64, error)
+	Backlog    func(ctx context.Context, queue string) (Backlog, error)
 }
 
 // Options tune a Monitor. Zero values take the defaults.
@@ -195,6 +195,17 @@ var scheduleSeries = []struct{ stem, p50, p99 string }{
 	{activityStem, "activity p50", "activity p99"},
 }
 
+// oldestWaiting ends the name of a schedule-to-start series that is the
+// age of a queue's oldest waiting task, as the Temporal server counts it.
+const oldestWaiting = ": oldest waiting task"
+
+// Backlog is what the Temporal server says of one task queue: how many
+// tasks wait, and how long the oldest of them has.
+type Backlog struct {
+	Tasks     int64
+	OldestAge time.Duration
+}
+
 // reading is one reading of the cumulative metrics of the registry.
 type reading struct {
 	at                                   time.Time
@@ -286,7 +297,11 @@ func (m *Monitor) sample(ctx context.Context, at time.Time) {
 					fail(chartBacklog, "Temporal did not answer for task queue "+q, err)
 					return
 				}
-				put(chartBacklog, q, float64(n))
+				put(chartBacklog, q, float64(n.Tasks))
+				// The server's own view of how long tasks wait: the only
+				// schedule-to-start figure where this process runs no
+				// worker (the SDK's histograms are the workers').
+				put(chartScheduleStart, q+oldestWaiting, n.OldestAge.Seconds())
 			})
 		}
 	} else {

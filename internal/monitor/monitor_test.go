@@ -104,11 +104,11 @@ func TestSampledFigures(t *testing.T) {
 		HubLag:     func(context.Context) (int64, error) { return 0, hubDown },
 		Orders:     &fakeOrders{},
 		TaskQueues: []string{"orders", "payment"},
-		Backlog: func(_ context.Context, q string) (int64, error) {
+		Backlog: func(_ context.Context, q string) (Backlog, error) {
 			if q == "payment" {
-				return 0, errors.New("unavailable")
+				return Backlog{}, errors.New("unavailable")
 			}
-			return 3, nil
+			return Backlog{Tasks: 3, OldestAge: 1500 * time.Millisecond}, nil
 		},
 	}, Options{Now: clk.Now})
 
@@ -163,6 +163,9 @@ func TestSampledFigures(t *testing.T) {
 		{chartBacklog, "orders", 0, 3},
 		{chartBacklog, "payment", 0, -1},
 		{chartScheduleStart, "activity p50", 0, -1},
+		// The server's view stands in where this process runs no worker.
+		{chartScheduleStart, "orders: oldest waiting task", 0, 1.5},
+		{chartScheduleStart, "payment: oldest waiting task", 0, -1},
 	}
 	for _, c := range checks {
 		vs := series(t, r, c.chart, c.series)

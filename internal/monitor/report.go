@@ -225,6 +225,9 @@ func (m *Monitor) build(ctx context.Context, end time.Time) *Report {
 	for _, s := range scheduleSeries {
 		schedule = append(schedule, s.p50, s.p99)
 	}
+	for _, q := range m.src.TaskQueues {
+		schedule = append(schedule, q+oldestWaiting)
+	}
 	r.Charts = append(r.Charts,
 		sampled(chartRequests, "Gateway requests", "requests/s", seriesRequests, seriesServerErrors, seriesClientErrors),
 		sampled(chartLatency, "Gateway latency", "s", seriesP50, seriesP99),

@@ -93,6 +93,12 @@ func (s *Stats) SlowStatements(ctx context.Context, n int) ([]Statement, error) 
 		FROM pg_stat_statements
 		WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 			AND query NOT LIKE '%pg_stat_statements%'
+			-- Only the statements whose constants pg_stat_statements
+			-- replaces with $n: utility statements (ALTER ROLE … PASSWORD,
+			-- say) are kept verbatim on PostgreSQL 15 and must not reach
+			-- a dashboard.
+			AND toplevel
+			AND query ~* '^\s*(select|insert|update|delete|with)\s'
 		ORDER BY mean_exec_time DESC LIMIT $1`, n, maxQueryLen)
 	if err != nil {
 		if missing(err) {
