@@ -47,9 +47,10 @@ import (
 func services(cfg config.Config, log *zap.Logger, reg *prometheus.Registry) []localstack.Service {
 	sdkMetrics := metrics.TemporalSDK(reg)
 	out := []localstack.Service{{
-		Name:  "gateway",
-		Run:   func(ctx context.Context) error { return runGateway(ctx, cfg, log, reg, sdkMetrics) },
-		Links: [][2]string{{"Shop page", "http://" + cfg.GatewayAddr + "/"}, {"REST API", "http://" + cfg.GatewayAddr + "/api/v1"}},
+		Name: "gateway",
+		Run:  func(ctx context.Context) error { return runGateway(ctx, cfg, log, reg, sdkMetrics) },
+		Links: [][2]string{{"Shop page", "http://" + cfg.GatewayAddr + "/"}, {"Admin dashboard", "http://" + cfg.GatewayAddr + "/admin"},
+			{"System page", "http://" + cfg.GatewayAddr + "/admin/system"}, {"REST API", "http://" + cfg.GatewayAddr + "/api/v1"}},
 	}, {
 		Name:  "ws hub",
 		Run:   func(ctx context.Context) error { return runHub(ctx, cfg, log, reg) },
