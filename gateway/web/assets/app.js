@@ -196,11 +196,31 @@ export class OrderBook {
   constructor(changed) {
     this.byID = new Map();
     this.changed = changed; // called with an order whenever it changes
+    // The orders the page has let go of (past what it keeps), whose
+    // events it ignores; the oldest are forgotten past a bound.
+    this.forgotten = new Set();
+    this.unread = new Set(); // announced orders waiting to be read whole
+    this.byIDLater = new Set(); // those of them to read one by one
+    this.readTimer = 0;
   }
 
   get(id) { return this.byID.get(id); }
+  has(id) { return this.byID.has(id); }
+  get size() { return this.byID.size; }
   values() { return this.byID.values(); }
-  clear() { this.byID.clear(); }
+  clear() { [this.byID, this.forgotten, this.unread, this.byIDLater].forEach((c) => c.clear()); }
+
+  // forget lets go of an order the page no longer shows. The hub's events
+  // for it are ignored from then on, so that orders the page has dropped
+  // do not come back one event (and one read) at a time; reading it from
+  // the API again (put) brings it back.
+  forget(id) {
+    this.byID.delete(id);
+    this.unread.delete(id);
+    this.byIDLater.delete(id);
+    this.forgotten.add(id);
+    if (this.forgotten.size > forgetBound) this.forgotten.delete(this.forgotten.values().next().value);
+  }
 
   entry(id) {
     let o = this.byID.get(id);
@@ -221,6 +241,7 @@ export class OrderBook {
   // put merges an Order read from the API. The API's answer is as fresh
   // as its read: a status the hub has already moved past is kept.
   put(order) {
+    this.forgotten.delete(order.id);
     const o = this.entry(order.id);
     const { status, reason, seq, heard } = o;
     Object.assign(o, order);
@@ -235,6 +256,7 @@ export class OrderBook {
   // seen (placed while it was offline, or by someone else for an admin) is
   // read whole from the API.
   event(e) {
+    if (this.forgotten.has(e.order_id)) return;
     const known = this.byID.has(e.order_id);
     const o = this.entry(e.order_id);
     const gap = o.eventsLoaded && e.seq > o.seq + 1;
@@ -252,24 +274,56 @@ export class OrderBook {
   }
 
   // readLater reads orders the hub announced whole (lines, payment),
-  // gathered over a quarter of a second: one at a time when few, else in
-  // one read of the newest orders, so that a busy shop does not make an
-  // admin's page send a request per order.
+  // gathered over a quarter of a second, so that a busy shop does not
+  // make an admin's page send a request per order.
   readLater(id) {
-    this.unread = this.unread || new Set();
     this.unread.add(id);
+    this.readSoon(250);
+  }
+
+  readSoon(after) {
     if (this.readTimer) return;
-    this.readTimer = setTimeout(async () => {
+    this.readTimer = setTimeout(() => {
       this.readTimer = 0;
-      const ids = [...this.unread];
-      this.unread.clear();
-      if (ids.length <= 5) {
-        for (const id of ids) api("GET", "/orders/" + id).then((o) => this.put(o)).catch(() => {});
-        return;
+      this.readUnread().catch(() => {}); // the rows keep what the events said
+    }, after);
+  }
+
+  // readUnread reads the announced orders the page still holds: when many,
+  // from pages of the newest orders, where a burst of new ones is; the few
+  // others and those not found there (older orders that moved on) by id,
+  // readAtOnce at a time and at most readBatch per round, the rest in the
+  // next round, a second later.
+  async readUnread() {
+    const fresh = [...this.unread].filter((id) => this.byID.has(id));
+    this.unread.clear();
+    const missing = new Set(fresh);
+    if (missing.size > 5) {
+      let cursor = "";
+      for (let n = 0; n < listPages && missing.size > 0; n++) {
+        const page = await api("GET", "/orders?limit=200" + (cursor ? "&cursor=" + encodeURIComponent(cursor) : "")).catch(() => null);
+        for (const o of (page && page.items) || []) {
+          if (missing.delete(o.id) && this.byID.has(o.id)) this.put(o);
+        }
+        cursor = page && page.next_cursor;
+        if (!cursor) break;
       }
-      const page = await api("GET", "/orders?limit=100").catch(() => null);
-      for (const o of (page && page.items) || []) if (ids.includes(o.id)) this.put(o);
-    }, 250);
+    }
+    for (const id of missing) this.byIDLater.add(id);
+    const queue = [];
+    for (const id of this.byIDLater) {
+      if (queue.length === readBatch) break;
+      this.byIDLater.delete(id);
+      if (this.byID.has(id)) queue.push(id);
+    }
+    const reader = async () => {
+      for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
+        const o = await api("GET", "/orders/" + id).catch(() => null);
+        if (o && this.byID.has(o.id)) this.put(o);
+      }
+    };
+    await Promise.all(Array.from({ length: readAtOnce }, reader));
+    if (this.byIDLater.size > 0) this.readSoon(1000);
   }
 
   // loadEvents reads the order's timeline from the API, once (or again
@@ -292,6 +346,31 @@ export class OrderBook {
     }
   }
 }
+
+// How the book reads announced orders: up to listPages pages of the
+// newest orders, then up to readBatch orders by id per round, readAtOnce
+// at a time. It remembers up to forgetBound orders it has let go of.
+const listPages = 5, readBatch = 50, readAtOnce = 4, forgetBound = 20000;
+
+// placeNewestFirst puts row (an order's element, with data-created) among
+// rows (the container's order elements, newest first) where its time puts
+// it: a binary search, since new orders may arrive by the hundred.
+export function placeNewestFirst(container, rows, row) {
+  if (row.parentNode) row.remove();
+  const t = createdAt(row);
+  let lo = 0, hi = rows.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (createdAt(rows[mid]) >= t) lo = mid + 1;
+    else hi = mid;
+  }
+  container.insertBefore(row, rows[lo] || null);
+}
+
+// createdAt is a row's data-created as a number: API times and the
+// browser's differ in their fractions of a second, which breaks a
+// comparison of strings.
+const createdAt = (row) => Date.parse(row.dataset.created) || 0;
 
 // timeline draws an order's events in seq order, each with its time and
 // how long after the order was placed it happened.
