@@ -398,8 +398,16 @@ export function timeline(o) {
 // for what happens from now on, and each open order resumed after the
 // last seq the page has, so that nothing is missed across a reconnect.
 // After a close it reconnects by itself (1001: the hub restarts; 1006:
-// the network; 4001: too slow), with a growing pause; 4401 (the token
-// has ended) ends the session instead.
+// the network; 4001: the page could not keep up); 4401 (the token has
+// ended) ends the session instead.
+//
+// The pause before a reconnect is drawn at random up to a ceiling that
+// doubles with each failure ("full jitter"), so that the pages a hub
+// restart closes all at once do not come back all at once. The ceiling
+// falls back only once a connection has stayed up for a while: a hub that
+// accepts and then drops the page at once must not make it reconnect,
+// and read its orders again, every second. After 4001 the page waits
+// longer still: the hub has just shed it for falling behind.
 export class Live {
   constructor({ scope, book, refresh, onEvent }) {
     this.scope = scope;
@@ -407,20 +415,25 @@ export class Live {
     this.onEvent = onEvent || (() => {}); // called after the book has the event
     this.refresh = refresh || (async () => {}); // what to read again before a reconnect
     this.ws = null;
-    this.delay = 1000;
+    this.failures = 0; // closes since the last connection that lasted
+    this.slow = false; // the hub shed the page (4001) since then
     this.timer = 0;
+    this.steady = 0; // the timer that declares the connection lasting
     this.stopped = true;
   }
 
   async start() {
     this.stopped = false;
     clearTimeout(this.timer);
+    this.failures = 0;
+    this.slow = false;
     await this.connect();
   }
 
   stop(text) {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.steady);
     const ws = this.ws;
     this.ws = null;
     if (ws) ws.close(1000);
@@ -434,8 +447,9 @@ export class Live {
     const ws = new WebSocket(cfg.ws_url + "?token=" + encodeURIComponent(session.token));
     this.ws = ws;
     ws.onopen = () => {
-      this.delay = 1000;
       setLive("live");
+      clearTimeout(this.steady);
+      this.steady = setTimeout(() => { if (this.ws === ws) { this.failures = 0; this.slow = false; } }, backoff.steady);
       ws.send(JSON.stringify({ type: "subscribe", scope: this.scope }));
       for (const o of this.book.resumable()) {
         ws.send(JSON.stringify({ type: "subscribe", order_id: o.id, after_seq: o.seq }));
@@ -444,7 +458,9 @@ export class Live {
     ws.onclose = (ev) => {
       if (this.ws !== ws) return; // replaced or stopped
       this.ws = null;
+      clearTimeout(this.steady);
       if (ev.code === 4401) { session.expire(); return; }
+      if (ev.code === 4001) this.slow = true;
       setLive("reconnecting");
       this.later();
     };
@@ -457,11 +473,18 @@ export class Live {
     };
   }
 
+  // pause is how long to wait before the next reconnect.
+  pause() {
+    const b = this.slow ? backoff.slow : backoff.normal;
+    const ceiling = Math.min(b.max, b.first * 2 ** Math.min(this.failures, 16));
+    this.failures++;
+    return b.min + Math.random() * ceiling;
+  }
+
   later() {
     if (this.stopped) return;
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.reconnect(), this.delay);
-    this.delay = Math.min(this.delay * 2, 10000);
+    this.timer = setTimeout(() => this.reconnect(), this.pause());
   }
 
   async reconnect() {
@@ -474,6 +497,15 @@ export class Live {
     }
   }
 }
+
+// backoff is how Live paces its reconnects, in milliseconds: a pause of
+// min plus a random share of a ceiling that starts at first and doubles
+// up to max; the ceiling starts over once a connection has lasted steady.
+const backoff = {
+  normal: { min: 0, first: 1000, max: 10000 },
+  slow: { min: 5000, first: 10000, max: 60000 },
+  steady: 30000,
+};
 
 // adminPage runs a page for admins. The page itself is public; its data
 // needs an admin's token. A visitor sees the sign-in, a customer a notice
