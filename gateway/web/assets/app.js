@@ -262,7 +262,11 @@ export class OrderBook {
     const gap = o.eventsLoaded && e.seq > o.seq + 1;
     o.events.set(e.seq, e);
     if (e.seq > o.seq) {
+      // Resumed events catch up on a status the API may have read already:
+      // the page hears them, but what it shows does not step back.
+      const { status, reason } = o;
       Object.assign(o, { seq: e.seq, heard: e.status, status: e.status, reason: e.reason, total_cents: e.total_cents, customer_id: e.customer_id, updated_at: e.occurred_at });
+      if (status && rank(status) > rank(e.status)) Object.assign(o, { status, reason });
     }
     if (!known) {
       o.created_at = o.created_at || e.occurred_at;
