@@ -2,8 +2,13 @@
 // ledger's history (#products), and every order, live (#orders).
 import {
   $, el, money, clock, day, api, config, adminPage, setLive, fieldErrors, clearErrors,
-  OrderBook, Live, timeline, terminal, statuses, shortID, workflowURL,
+  OrderBook, Live, timeline, terminal, statuses, shortID, workflowURL, placeNewestFirst,
 } from "/assets/app.js";
+
+// The page keeps the newest orders: past this many (more once the admin
+// asks for older ones), the oldest leave it, whatever their status; the
+// status filter reads them again.
+const keepOrders = 500;
 
 const state = {
   productsCursor: "",
@@ -11,8 +16,10 @@ const state = {
   mvCursor: "",
   ordersCursor: "",
   filter: "", // the status the order list shows; "": all
+  keep: keepOrders,
   temporalUI: "",
 };
+const rows = new Map(); // each order's <tbody>, by order id
 const book = new OrderBook(renderOrder);
 const live = new Live({ scope: "all", book, refresh: () => loadOrders(), onEvent: productActivity });
 const view = () => (location.hash === "#orders" ? "orders" : "products");
@@ -25,7 +32,9 @@ const page = adminPage({
     state.temporalUI = (await config()).temporal_ui_url || "";
     if (!same) {
       book.clear();
-      [...$("ordersTable").tBodies].forEach((tb) => tb.remove());
+      rows.forEach((tb) => tb.remove());
+      rows.clear();
+      state.keep = keepOrders;
       editProduct(null);
     }
     await Promise.all([loadProducts(true), loadOrders()]);
@@ -321,6 +330,8 @@ async function loadOrders(older) {
   if (state.filter) p.set("status", state.filter);
   if (older && state.ordersCursor) p.set("cursor", state.ordersCursor);
   const page = await api("GET", "/orders?" + p);
+  // The admin asked for these: the page keeps them too.
+  if (older) state.keep = Math.max(state.keep, rows.size + page.items.length);
   page.items.forEach((o) => book.put(o));
   if (older || !state.ordersCursor || page.items.length === 0) state.ordersCursor = page.next_cursor || "";
   $("moreOrders").hidden = !state.ordersCursor;
@@ -343,14 +354,20 @@ function countOrders() {
 // renderOrder draws one order as a row of the table; opened, a second row
 // shows its lines, its timeline, its workflow and a cancel button.
 function renderOrder(o) {
-  let tb = $("ao-" + o.id);
-  if (!tb) {
-    tb = el("tbody", { id: "ao-" + o.id, className: "order", dataset: { created: o.created_at || new Date().toISOString() } });
-    const after = [...$("ordersTable").tBodies].find((x) => x.dataset.created < tb.dataset.created);
-    $("ordersTable").insertBefore(tb, after || null);
+  let tb = rows.get(o.id);
+  const created = o.created_at || (tb ? tb.dataset.created : new Date().toISOString());
+  if (!tb || tb.dataset.created !== created) {
+    // New, or first heard of by its events: the API says when it was placed.
+    if (!tb) {
+      tb = el("tbody", { id: "ao-" + o.id, className: "order" });
+      rows.set(o.id, tb);
+    }
+    tb.dataset.created = created;
+    tb.hidden = !!state.filter && o.status !== state.filter;
+    placeNewestFirst($("ordersTable"), $("ordersTable").tBodies, tb);
     forgetOldest();
+    if (!rows.has(o.id)) return; // the oldest of all: not kept
   }
-  if (o.created_at) tb.dataset.created = o.created_at;
   tb.hidden = !!state.filter && o.status !== state.filter;
   tb.dataset.status = o.status || "";
   const open = tb.classList.contains("open");
@@ -369,17 +386,18 @@ function renderOrder(o) {
   ordersNote();
 }
 
-// The page keeps the newest orders: past this many, the oldest ended
-// ones leave it (Older orders reads them again).
-const keepOrders = 500;
-
+// forgetOldest drops the oldest orders past what the page keeps: first
+// those the status filter hides, then any, except one the admin has
+// opened. The page no longer follows them (see OrderBook.forget).
 function forgetOldest() {
   const bodies = $("ordersTable").tBodies;
-  for (let i = bodies.length - 1; i >= 0 && bodies.length > keepOrders; i--) {
-    const tb = bodies[i];
-    const o = book.get(tb.id.slice(3));
-    if (o && terminal.has(o.status) && !tb.classList.contains("open")) {
-      book.byID.delete(o.id);
+  for (const hiddenOnly of state.filter ? [true, false] : [false]) {
+    for (let i = bodies.length - 1; i >= 0 && rows.size > state.keep; i--) {
+      const tb = bodies[i];
+      if (tb.classList.contains("open") || (hiddenOnly && !tb.hidden)) continue;
+      const id = tb.id.slice(3);
+      rows.delete(id);
+      book.forget(id);
       tb.remove();
     }
   }
@@ -416,9 +434,12 @@ async function openOrder(id) {
   location.hash = "#orders";
   let o = book.get(id);
   if (!o || !o.created_at) {
-    try { o = book.put(await api("GET", "/orders/" + id)); } catch { return; }
+    let read;
+    try { read = await api("GET", "/orders/" + id); } catch { return; }
+    if (!rows.has(id)) state.keep = Math.max(state.keep, rows.size + 1); // however old, it stays
+    o = book.put(read);
   }
-  const tb = $("ao-" + id);
+  const tb = rows.get(id);
   if (tb && !tb.classList.contains("open")) { tb.classList.add("open"); renderOrder(o); }
   if (tb) tb.scrollIntoView({ block: "center" });
 }

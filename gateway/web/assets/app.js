@@ -196,11 +196,31 @@ export class OrderBook {
   constructor(changed) {
     this.byID = new Map();
     this.changed = changed; // called with an order whenever it changes
+    // The orders the page has let go of (past what it keeps), whose
+    // events it ignores; the oldest are forgotten past a bound.
+    this.forgotten = new Set();
+    this.unread = new Set(); // announced orders waiting to be read whole
+    this.byIDLater = new Set(); // those of them to read one by one
+    this.readTimer = 0;
   }
 
   get(id) { return this.byID.get(id); }
+  has(id) { return this.byID.has(id); }
+  get size() { return this.byID.size; }
   values() { return this.byID.values(); }
-  clear() { this.byID.clear(); }
+  clear() { [this.byID, this.forgotten, this.unread, this.byIDLater].forEach((c) => c.clear()); }
+
+  // forget lets go of an order the page no longer shows. The hub's events
+  // for it are ignored from then on, so that orders the page has dropped
+  // do not come back one event (and one read) at a time; reading it from
+  // the API again (put) brings it back.
+  forget(id) {
+    this.byID.delete(id);
+    this.unread.delete(id);
+    this.byIDLater.delete(id);
+    this.forgotten.add(id);
+    if (this.forgotten.size > forgetBound) this.forgotten.delete(this.forgotten.values().next().value);
+  }
 
   entry(id) {
     let o = this.byID.get(id);
@@ -221,6 +241,7 @@ export class OrderBook {
   // put merges an Order read from the API. The API's answer is as fresh
   // as its read: a status the hub has already moved past is kept.
   put(order) {
+    this.forgotten.delete(order.id);
     const o = this.entry(order.id);
     const { status, reason, seq, heard } = o;
     Object.assign(o, order);
@@ -235,12 +256,17 @@ export class OrderBook {
   // seen (placed while it was offline, or by someone else for an admin) is
   // read whole from the API.
   event(e) {
+    if (this.forgotten.has(e.order_id)) return;
     const known = this.byID.has(e.order_id);
     const o = this.entry(e.order_id);
     const gap = o.eventsLoaded && e.seq > o.seq + 1;
     o.events.set(e.seq, e);
     if (e.seq > o.seq) {
+      // Resumed events catch up on a status the API may have read already:
+      // the page hears them, but what it shows does not step back.
+      const { status, reason } = o;
       Object.assign(o, { seq: e.seq, heard: e.status, status: e.status, reason: e.reason, total_cents: e.total_cents, customer_id: e.customer_id, updated_at: e.occurred_at });
+      if (status && rank(status) > rank(e.status)) Object.assign(o, { status, reason });
     }
     if (!known) {
       o.created_at = o.created_at || e.occurred_at;
@@ -252,24 +278,56 @@ export class OrderBook {
   }
 
   // readLater reads orders the hub announced whole (lines, payment),
-  // gathered over a quarter of a second: one at a time when few, else in
-  // one read of the newest orders, so that a busy shop does not make an
-  // admin's page send a request per order.
+  // gathered over a quarter of a second, so that a busy shop does not
+  // make an admin's page send a request per order.
   readLater(id) {
-    this.unread = this.unread || new Set();
     this.unread.add(id);
+    this.readSoon(250);
+  }
+
+  readSoon(after) {
     if (this.readTimer) return;
-    this.readTimer = setTimeout(async () => {
+    this.readTimer = setTimeout(() => {
       this.readTimer = 0;
-      const ids = [...this.unread];
-      this.unread.clear();
-      if (ids.length <= 5) {
-        for (const id of ids) api("GET", "/orders/" + id).then((o) => this.put(o)).catch(() => {});
-        return;
+      this.readUnread().catch(() => {}); // the rows keep what the events said
+    }, after);
+  }
+
+  // readUnread reads the announced orders the page still holds: when many,
+  // from pages of the newest orders, where a burst of new ones is; the few
+  // others and those not found there (older orders that moved on) by id,
+  // readAtOnce at a time and at most readBatch per round, the rest in the
+  // next round, a second later.
+  async readUnread() {
+    const fresh = [...this.unread].filter((id) => this.byID.has(id));
+    this.unread.clear();
+    const missing = new Set(fresh);
+    if (missing.size > 5) {
+      let cursor = "";
+      for (let n = 0; n < listPages && missing.size > 0; n++) {
+        const page = await api("GET", "/orders?limit=200" + (cursor ? "&cursor=" + encodeURIComponent(cursor) : "")).catch(() => null);
+        for (const o of (page && page.items) || []) {
+          if (missing.delete(o.id) && this.byID.has(o.id)) this.put(o);
+        }
+        cursor = page && page.next_cursor;
+        if (!cursor) break;
       }
-      const page = await api("GET", "/orders?limit=100").catch(() => null);
-      for (const o of (page && page.items) || []) if (ids.includes(o.id)) this.put(o);
-    }, 250);
+    }
+    for (const id of missing) this.byIDLater.add(id);
+    const queue = [];
+    for (const id of this.byIDLater) {
+      if (queue.length === readBatch) break;
+      this.byIDLater.delete(id);
+      if (this.byID.has(id)) queue.push(id);
+    }
+    const reader = async () => {
+      for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
+        const o = await api("GET", "/orders/" + id).catch(() => null);
+        if (o && this.byID.has(o.id)) this.put(o);
+      }
+    };
+    await Promise.all(Array.from({ length: readAtOnce }, reader));
+    if (this.byIDLater.size > 0) this.readSoon(1000);
   }
 
   // loadEvents reads the order's timeline from the API, once (or again
@@ -292,6 +350,31 @@ export class OrderBook {
     }
   }
 }
+
+// How the book reads announced orders: up to listPages pages of the
+// newest orders, then up to readBatch orders by id per round, readAtOnce
+// at a time. It remembers up to forgetBound orders it has let go of.
+const listPages = 5, readBatch = 50, readAtOnce = 4, forgetBound = 20000;
+
+// placeNewestFirst puts row (an order's element, with data-created) among
+// rows (the container's order elements, newest first) where its time puts
+// it: a binary search, since new orders may arrive by the hundred.
+export function placeNewestFirst(container, rows, row) {
+  if (row.parentNode) row.remove();
+  const t = createdAt(row);
+  let lo = 0, hi = rows.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (createdAt(rows[mid]) >= t) lo = mid + 1;
+    else hi = mid;
+  }
+  container.insertBefore(row, rows[lo] || null);
+}
+
+// createdAt is a row's data-created as a number: API times and the
+// browser's differ in their fractions of a second, which breaks a
+// comparison of strings.
+const createdAt = (row) => Date.parse(row.dataset.created) || 0;
 
 // timeline draws an order's events in seq order, each with its time and
 // how long after the order was placed it happened.
@@ -319,8 +402,16 @@ export function timeline(o) {
 // for what happens from now on, and each open order resumed after the
 // last seq the page has, so that nothing is missed across a reconnect.
 // After a close it reconnects by itself (1001: the hub restarts; 1006:
-// the network; 4001: too slow), with a growing pause; 4401 (the token
-// has ended) ends the session instead.
+// the network; 4001: the page could not keep up); 4401 (the token has
+// ended) ends the session instead.
+//
+// The pause before a reconnect is drawn at random up to a ceiling that
+// doubles with each failure ("full jitter"), so that the pages a hub
+// restart closes all at once do not come back all at once. The ceiling
+// falls back only once a connection has stayed up for a while: a hub that
+// accepts and then drops the page at once must not make it reconnect,
+// and read its orders again, every second. After 4001 the page waits
+// longer still: the hub has just shed it for falling behind.
 export class Live {
   constructor({ scope, book, refresh, onEvent }) {
     this.scope = scope;
@@ -328,20 +419,25 @@ export class Live {
     this.onEvent = onEvent || (() => {}); // called after the book has the event
     this.refresh = refresh || (async () => {}); // what to read again before a reconnect
     this.ws = null;
-    this.delay = 1000;
+    this.failures = 0; // closes since the last connection that lasted
+    this.slow = false; // the hub shed the page (4001) since then
     this.timer = 0;
+    this.steady = 0; // the timer that declares the connection lasting
     this.stopped = true;
   }
 
   async start() {
     this.stopped = false;
     clearTimeout(this.timer);
+    this.failures = 0;
+    this.slow = false;
     await this.connect();
   }
 
   stop(text) {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.steady);
     const ws = this.ws;
     this.ws = null;
     if (ws) ws.close(1000);
@@ -355,8 +451,9 @@ export class Live {
     const ws = new WebSocket(cfg.ws_url + "?token=" + encodeURIComponent(session.token));
     this.ws = ws;
     ws.onopen = () => {
-      this.delay = 1000;
       setLive("live");
+      clearTimeout(this.steady);
+      this.steady = setTimeout(() => { if (this.ws === ws) { this.failures = 0; this.slow = false; } }, backoff.steady);
       ws.send(JSON.stringify({ type: "subscribe", scope: this.scope }));
       for (const o of this.book.resumable()) {
         ws.send(JSON.stringify({ type: "subscribe", order_id: o.id, after_seq: o.seq }));
@@ -365,7 +462,9 @@ export class Live {
     ws.onclose = (ev) => {
       if (this.ws !== ws) return; // replaced or stopped
       this.ws = null;
+      clearTimeout(this.steady);
       if (ev.code === 4401) { session.expire(); return; }
+      if (ev.code === 4001) this.slow = true;
       setLive("reconnecting");
       this.later();
     };
@@ -378,11 +477,18 @@ export class Live {
     };
   }
 
+  // pause is how long to wait before the next reconnect.
+  pause() {
+    const b = this.slow ? backoff.slow : backoff.normal;
+    const ceiling = Math.min(b.max, b.first * 2 ** Math.min(this.failures, 16));
+    this.failures++;
+    return b.min + Math.random() * ceiling;
+  }
+
   later() {
     if (this.stopped) return;
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.reconnect(), this.delay);
-    this.delay = Math.min(this.delay * 2, 10000);
+    this.timer = setTimeout(() => this.reconnect(), this.pause());
   }
 
   async reconnect() {
@@ -395,6 +501,15 @@ export class Live {
     }
   }
 }
+
+// backoff is how Live paces its reconnects, in milliseconds: a pause of
+// min plus a random share of a ceiling that starts at first and doubles
+// up to max; the ceiling starts over once a connection has lasted steady.
+const backoff = {
+  normal: { min: 0, first: 1000, max: 10000 },
+  slow: { min: 5000, first: 10000, max: 60000 },
+  steady: 30000,
+};
 
 // adminPage runs a page for admins. The page itself is public; its data
 // needs an admin's token. A visitor sees the sign-in, a customer a notice

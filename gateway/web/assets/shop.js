@@ -3,12 +3,27 @@
 // timeline of events. Admins signed in here follow every order.
 import {
   $, el, money, clock, day, api, session, header, setLive, bindSignIn, whoAmI,
-  OrderBook, Live, timeline, terminal, shortID,
+  OrderBook, Live, timeline, terminal, shortID, placeNewestFirst,
 } from "/assets/app.js";
 
-const state = { cart: new Map(), cursor: "", ordersCursor: "" };
+// The page keeps the newest orders: past this many (more once the shopper
+// asks for older ones), the oldest leave it. An admin here follows every
+// order of the shop.
+const keepOrders = 200;
+
+const state = {
+  cart: new Map(),
+  listed: "", // the filters of the product list on the page
+  cursor: "",
+  ordersCursor: "",
+  keep: keepOrders,
+};
 const book = new OrderBook(renderOrder);
-const live = new Live({ scope: "mine", book, refresh: () => loadOrders(true) });
+const live = new Live({
+  scope: "mine", book, refresh: () => loadOrders(true),
+  // An order that ends has committed or released its stock.
+  onEvent: (e) => { if (terminal.has(e.status)) stockLater(); },
+});
 
 const dashboard = () => location.hash === "#orders";
 
@@ -20,15 +35,21 @@ function applyView() {
 }
 
 async function loadProducts(reset) {
-  if (reset) { state.cursor = ""; $("products").replaceChildren(); }
-  const p = new URLSearchParams({ limit: "24" });
-  if ($("q").value) p.set("q", $("q").value);
-  if ($("brand").value) p.set("brand", $("brand").value);
-  if ($("instock").checked) p.set("in_stock", "true");
+  if (reset) {
+    const f = new URLSearchParams();
+    if ($("q").value) f.set("q", $("q").value);
+    if ($("brand").value) f.set("brand", $("brand").value);
+    if ($("instock").checked) f.set("in_stock", "true");
+    state.listed = f.toString();
+    state.cursor = "";
+    $("products").replaceChildren();
+  }
+  const p = new URLSearchParams(state.listed);
+  p.set("limit", "24");
   if (state.cursor) p.set("cursor", state.cursor);
   const page = await api("GET", "/products?" + p);
   for (const pr of page.items) {
-    const add = el("button", { textContent: "Add", disabled: pr.available < 1 });
+    const add = el("button", { className: "add", textContent: "Add", disabled: pr.available < 1 });
     add.onclick = () => {
       const line = state.cart.get(pr.sku) || { sku: pr.sku, name: pr.name, price: pr.price_cents, currency: pr.currency, qty: 0 };
       line.qty++;
@@ -49,12 +70,41 @@ async function loadProducts(reset) {
   $("count").textContent = n + (n === 1 ? " product" : " products") + (state.cursor ? " shown" : "");
 }
 
-// refreshStock updates the "left" counts of the products on the page.
+// stockLater has the stock on the page read again soon: at most once
+// every half second however many orders end meanwhile.
+let stockTimer = 0;
+function stockLater() {
+  if (!stockTimer) stockTimer = setTimeout(() => { stockTimer = 0; refreshStock().catch(() => {}); }, 500);
+}
+
+// refreshStock updates the "left" counts of the products on the page. The
+// cards are the first of the list with its filters, in sku order: one read
+// of that many (or one per 200) finds them, where a read per card would
+// send dozens of requests. The few cards the list no longer has (sold out
+// under "in stock", deactivated) are read one by one.
 async function refreshStock() {
-  for (const card of $("products").children) {
-    const pr = await api("GET", "/products/" + encodeURIComponent(card.id.slice(2))).catch(() => null);
-    if (pr) card.querySelector(".left").textContent = pr.available + " left";
+  const cards = new Map([...$("products").children].map((c) => [c.id.slice(2), c]));
+  const p = new URLSearchParams(state.listed);
+  for (let pages = Math.ceil(cards.size / 200), cursor = ""; pages > 0; pages--) {
+    p.set("limit", String(Math.min(200, cards.size)));
+    if (cursor) p.set("cursor", cursor);
+    const page = await api("GET", "/products?" + p);
+    for (const pr of page.items) {
+      const card = cards.get(pr.sku);
+      if (card) { showStock(card, pr); cards.delete(pr.sku); }
+    }
+    cursor = page.next_cursor;
+    if (!cursor || cards.size === 0) break;
   }
+  for (const [sku, card] of [...cards].slice(0, 8)) {
+    const pr = await api("GET", "/products/" + encodeURIComponent(sku)).catch(() => null);
+    if (pr) showStock(card, pr);
+  }
+}
+
+function showStock(card, pr) {
+  card.querySelector(".left").textContent = pr.available + " left";
+  card.querySelector("button.add").disabled = pr.available < 1;
 }
 
 function renderCart() {
@@ -75,12 +125,19 @@ function renderCart() {
 function renderOrder(o) {
   let li = $("o-" + o.id);
   if (!li) {
-    li = el("li", { id: "o-" + o.id });
-    placeByTime(li, o);
+    li = el("li", { id: "o-" + o.id, dataset: { created: o.created_at || new Date().toISOString() } });
+    placeNewestFirst($("orders"), $("orders").children, li);
+    forgetOldest();
+    if (!book.has(o.id)) return; // the oldest of all: not kept
+  } else if (o.created_at && o.created_at !== li.dataset.created) {
+    // An order first heard of by its events: the API says when it was placed.
+    li.dataset.created = o.created_at;
+    placeNewestFirst($("orders"), $("orders").children, li);
+    forgetOldest();
+    if (!book.has(o.id)) return;
   }
   const open = dashboard() || li.classList.contains("open");
   if (open) book.loadEvents(o);
-  if (terminal.has(o.status) && o.stockShown !== o.status) { o.stockShown = o.status; refreshStock(); }
 
   const cancel = el("button", { className: "danger", textContent: "Cancel", hidden: !o.status || terminal.has(o.status) });
   cancel.onclick = async () => {
@@ -108,17 +165,22 @@ function renderOrder(o) {
   ordersNote();
 }
 
-function placeByTime(li, o) {
-  li.dataset.created = o.created_at || new Date().toISOString();
-  const after = [...$("orders").children].find((x) => x.dataset.created < li.dataset.created);
-  $("orders").insertBefore(li, after || null);
+// forgetOldest drops the oldest orders past what the page keeps, except
+// one whose timeline the shopper has opened.
+function forgetOldest() {
+  const rows = $("orders").children;
+  for (let i = rows.length - 1; i >= 0 && rows.length > state.keep; i--) {
+    if (rows[i].classList.contains("open")) continue;
+    book.forget(rows[i].id.slice(2));
+    rows[i].remove();
+  }
 }
 
 // loadOrders lists the latest orders. With keep, the orders already on
 // the page stay (the socket resumes them from their last seq) and what
 // the API says is merged in: orders placed or moved on meanwhile.
 async function loadOrders(keep) {
-  if (!keep) { $("orders").replaceChildren(); book.clear(); }
+  if (!keep) { $("orders").replaceChildren(); book.clear(); state.keep = keepOrders; }
   const page = await api("GET", "/orders?limit=20");
   page.items.forEach((o) => book.put(o));
   if (!keep || !state.ordersCursor) state.ordersCursor = page.next_cursor || "";
@@ -128,6 +190,8 @@ async function loadOrders(keep) {
 
 async function olderOrders() {
   const page = await api("GET", "/orders?limit=20&cursor=" + encodeURIComponent(state.ordersCursor));
+  // The shopper asked for these: the page keeps them too.
+  state.keep = Math.max(state.keep, $("orders").children.length + page.items.length);
   page.items.forEach((o) => book.put(o));
   state.ordersCursor = page.next_cursor || "";
   $("older").hidden = !state.ordersCursor;
