@@ -11,6 +11,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/ordersaga/ordersaga/internal/testkit"
 	sys "github.com/ordersaga/ordersaga/internal/testkit/system"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
@@ -26,14 +27,20 @@ func TestWorkersExportTheSDKMetrics(t *testing.T) {
 	id := s.PlaceOrder(token, "METRIC-1", 1, "tok_ok")
 	s.WaitStatus(token, id, 30*time.Second, "CONFIRMED")
 
-	families, err := s.Registry.Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
-	}
+	// The gateway exports the task-queue backlogs it last read, and its
+	// monitoring reads them every 5 s: gather once that has happened.
 	byName := map[string]*dto.MetricFamily{}
-	for _, f := range families {
-		byName[f.GetName()] = f
-	}
+	testkit.WaitFor(t, "the gateway to have read the task-queue backlogs", 20*time.Second, func() bool {
+		families, err := s.Registry.Gather()
+		if err != nil {
+			t.Fatalf("gather: %v", err)
+		}
+		clear(byName)
+		for _, f := range families {
+			byName[f.GetName()] = f
+		}
+		return byName["ordersaga_temporal_task_queue_backlog"] != nil
+	})
 	// observed is how many observations the histogram holds for the queue.
 	observed := func(name, queue string) uint64 {
 		f := byName[name]
