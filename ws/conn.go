@@ -231,7 +231,7 @@ func (c *conn) handle(f frame) {
 			return
 		}
 		c.hub.mu.Lock()
-		removeFrom(c.hub.byOrder, id, c)
+		c.hub.unfollowOrder(id, c)
 		c.hub.mu.Unlock()
 		c.mu.Lock()
 		delete(c.orders, id)
@@ -315,7 +315,7 @@ func (c *conn) subscribeOrder(raw string, afterSeq *int) {
 	}
 	c.mu.Unlock()
 	c.hub.mu.Lock()
-	addTo(c.hub.byOrder, id, c)
+	c.hub.followOrder(id, c)
 	c.hub.mu.Unlock()
 	if afterSeq == nil {
 		return
@@ -324,7 +324,7 @@ func (c *conn) subscribeOrder(raw string, afterSeq *int) {
 	events, err := c.hub.events.Events(ctx, id, *afterSeq)
 	if err != nil {
 		c.hub.mu.Lock()
-		removeFrom(c.hub.byOrder, id, c)
+		c.hub.unfollowOrder(id, c)
 		c.hub.mu.Unlock()
 	}
 	c.mu.Lock()

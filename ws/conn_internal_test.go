@@ -140,3 +140,48 @@ func TestFailedReplayLeavesScopesWhole(t *testing.T) {
 		t.Errorf("the failed subscription is still routed: %+v", s)
 	}
 }
+
+// TestLeavingTouchesOnlyItsOwnOrders: a connection that goes takes its own
+// order subscriptions with it, leaves every other connection's as they
+// were, and a subscription that arrives after it went is not kept.
+func TestLeavingTouchesOnlyItsOwnOrders(t *testing.T) {
+	h := New(Deps{Log: testkit.Logger()}, Settings{})
+	newConn := func() *conn {
+		c := &conn{hub: h, send: make(chan []byte, 16), closing: make(chan struct{}), log: testkit.Logger()}
+		if !h.register(c) {
+			t.Fatal("register refused")
+		}
+		return c
+	}
+	stay, leave := newConn(), newConn()
+	shared := uuid.New()
+	h.mu.Lock()
+	for range 1000 {
+		h.followOrder(uuid.New(), stay)
+	}
+	h.followOrder(shared, stay)
+	h.followOrder(shared, leave)
+	own := uuid.New()
+	h.followOrder(own, leave)
+	h.mu.Unlock()
+
+	h.unregister(leave)
+	h.writers.Done() // register counted a writer that this test never ran
+
+	h.mu.Lock()
+	_, stillShared := h.byOrder[shared][stay]
+	_, leftShared := h.byOrder[shared][leave]
+	_, ownKept := h.byOrder[own]
+	followed := len(h.ordersOf[stay])
+	_, remembered := h.ordersOf[leave]
+	h.followOrder(uuid.New(), leave) // a late subscribe of the gone connection
+	_, revived := h.ordersOf[leave]
+	h.mu.Unlock()
+	if !stillShared || leftShared || ownKept || followed != 1001 || remembered || revived {
+		t.Errorf("after one connection left: other kept %v, leaver kept %v, its own order kept %v, other follows %d (want 1001), leaver remembered %v, revived %v",
+			stillShared, leftShared, ownKept, followed, remembered, revived)
+	}
+	if st := h.Stats(); st.OrderSubs != 1001 || st.Connections != 1 {
+		t.Errorf("stats %+v, want 1001 order subscriptions on 1 connection", st)
+	}
+}

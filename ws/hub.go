@@ -67,6 +67,9 @@ type Hub struct {
 	mu         sync.RWMutex
 	conns      map[*conn]struct{}
 	byOrder    map[uuid.UUID]map[*conn]struct{}
+	// ordersOf is byOrder turned around: the orders each connection
+	// follows, so that a connection that goes leaves in its own time.
+	ordersOf map[*conn]map[uuid.UUID]struct{}
 	byCustomer map[uuid.UUID]map[*conn]struct{}
 	all        map[*conn]struct{}
 	closing    bool
@@ -114,7 +117,7 @@ func New(d Deps, s Settings) *Hub {
 	return &Hub{
 		events: d.Events, tokens: d.Tokens, settings: s, log: d.Log.With(zap.String("service", "ws hub")), m: newHubMetrics(reg),
 		kafka: d.Kafka, listener: d.Listener, opsListener: d.OpsListener, reg: d.Registry,
-		conns: map[*conn]struct{}{}, byOrder: map[uuid.UUID]map[*conn]struct{}{},
+		conns: map[*conn]struct{}{}, byOrder: map[uuid.UUID]map[*conn]struct{}{}, ordersOf: map[*conn]map[uuid.UUID]struct{}{},
 		byCustomer: map[uuid.UUID]map[*conn]struct{}{}, all: map[*conn]struct{}{},
 	}
 }
@@ -225,14 +228,13 @@ func (h *Hub) unregister(c *conn) {
 	}
 	delete(h.conns, c)
 	delete(h.all, c)
-	for id, cs := range h.byOrder {
-		if _, ok := cs[c]; ok {
-			delete(cs, c)
-			if len(cs) == 0 {
-				delete(h.byOrder, id)
-			}
-		}
+	// Only the orders this connection follows: a scan of every order
+	// under the hub's lock would stall every delivery while thousands of
+	// connections come and go.
+	for id := range h.ordersOf[c] {
+		removeFrom(h.byOrder, id, c)
 	}
+	delete(h.ordersOf, c)
 	if cs := h.byCustomer[c.claims.UserID]; cs != nil {
 		delete(cs, c)
 		if len(cs) == 0 {
@@ -240,6 +242,29 @@ func (h *Hub) unregister(c *conn) {
 		}
 	}
 	h.m.connections.Dec()
+}
+
+// followOrder subscribes c to order id; the caller holds h.mu. A
+// connection that has gone already is not subscribed again.
+func (h *Hub) followOrder(id uuid.UUID, c *conn) {
+	if _, ok := h.conns[c]; !ok {
+		return
+	}
+	addTo(h.byOrder, id, c)
+	ids := h.ordersOf[c]
+	if ids == nil {
+		ids = map[uuid.UUID]struct{}{}
+		h.ordersOf[c] = ids
+	}
+	ids[id] = struct{}{}
+}
+
+// unfollowOrder ends c's subscription to order id; the caller holds h.mu.
+func (h *Hub) unfollowOrder(id uuid.UUID, c *conn) {
+	removeFrom(h.byOrder, id, c)
+	if ids := h.ordersOf[c]; ids != nil {
+		delete(ids, id)
+	}
 }
 
 func addTo(m map[uuid.UUID]map[*conn]struct{}, id uuid.UUID, c *conn) {
