@@ -64,12 +64,12 @@ type Hub struct {
 	listener, opsListener net.Listener
 	reg                   *prometheus.Registry
 
-	mu         sync.RWMutex
-	conns      map[*conn]struct{}
-	byOrder    map[uuid.UUID]map[*conn]struct{}
+	mu      sync.RWMutex
+	conns   map[*conn]struct{}
+	byOrder map[uuid.UUID]map[*conn]struct{}
 	// ordersOf is byOrder turned around: the orders each connection
 	// follows, so that a connection that goes leaves in its own time.
-	ordersOf map[*conn]map[uuid.UUID]struct{}
+	ordersOf   map[*conn]map[uuid.UUID]struct{}
 	byCustomer map[uuid.UUID]map[*conn]struct{}
 	all        map[*conn]struct{}
 	closing    bool
