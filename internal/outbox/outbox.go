@@ -339,12 +339,19 @@ func (r *Relay) lead(ctx context.Context, conn *pgx.Conn) error {
 		}
 	}
 	backoff.Reset()
+	var lagCounted time.Time
 	for {
 		n, err := r.publishBatch(lctx, s)
 		if lctx.Err() != nil {
 			return stopped()
 		}
-		r.updateLag(lctx)
+		// Counting the backlog after every batch of a long catch-up would
+		// cost a scan of what is left per batch, quadratic in the backlog:
+		// while batches come full, the lag is counted once a second.
+		if n < r.opts.BatchSize || time.Since(lagCounted) >= time.Second {
+			r.updateLag(lctx)
+			lagCounted = time.Now()
+		}
 		if err != nil {
 			r.log.Warn("publishing failed; nothing is lost, retrying", zap.Error(err))
 			if backoff.Wait(lctx) != nil {

@@ -370,3 +370,43 @@ func TestRelayWaitsOutAKafkaOutage(t *testing.T) {
 	checkOrdered(t, consumeAll(t, brokers, topic, 10))
 	testkit.WaitFor(t, "the lag metric to clear", 5*time.Second, func() bool { return testutil.ToFloat64(r.relay.m.lagCount) == 0 })
 }
+
+// TestCatchUpCountsTheBacklogSparingly: catching up on a backlog in many
+// full batches, the relay counts what is left about once a second, not
+// after every batch (a scan of the rest each time: quadratic in the
+// backlog), and its lag metric is exact once the outbox is drained.
+func TestCatchUpCountsTheBacklogSparingly(t *testing.T) {
+	pool := testkit.NewPool(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
+		t.Fatal(err)
+	}
+	lagCounts := func() int64 {
+		var n int64
+		if err := pool.QueryRow(ctx, `SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements
+			WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+				AND query LIKE 'SELECT count(*), coalesce(extract(% FROM now() - min(occurred_at))%'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	writeOrders(t, pool, 500, order.Reserved, order.Authorized, order.Confirmed) // 2,000 events
+	before := lagCounts()
+	began := time.Now()
+	r := startRelayWith(t, pool, testkit.KafkaBrokers(t), nil, testOptions("events-"+uuid.NewString()[:8], Options{BatchSize: 20}))
+	testkit.WaitFor(t, "the outbox to drain", 60*time.Second, func() bool { return unpublished(t, pool) == 0 })
+	took := time.Since(began)
+	counted := lagCounts() - before
+	if counted == 0 {
+		t.Fatal("pg_stat_statements saw no count of the backlog: the query this test looks for has changed")
+	}
+	// 100 full batches; a count per second of the catch-up, one when it
+	// goes idle, and a few from the waits around it.
+	if limit := int64(took.Seconds()) + 5; counted > limit {
+		t.Errorf("the relay counted the backlog %d times in %s of catching up on 100 batches; want at most %d", counted, took.Round(time.Millisecond), limit)
+	}
+	testkit.WaitFor(t, "the lag metric to say the outbox is empty", 10*time.Second, func() bool {
+		return testutil.ToFloat64(r.relay.m.lagCount) == 0
+	})
+	t.Logf("caught up on 2,000 events in %s, counting the backlog %d times", took.Round(time.Millisecond), counted)
+}
