@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -26,10 +27,13 @@ type api struct {
 type httpError struct {
 	Status     int
 	Code       string
+	Message    string
 	RetryAfter time.Duration
 }
 
-func (e *httpError) Error() string { return fmt.Sprintf("HTTP %d %s", e.Status, e.Code) }
+func (e *httpError) Error() string {
+	return strings.TrimSpace(fmt.Sprintf("HTTP %d %s %s", e.Status, e.Code, e.Message))
+}
 
 // errorKind names the kind of a failed exchange for the summary: "HTTP 503
 // unavailable", or "network" when no answer came.
@@ -77,10 +81,10 @@ func (a *api) do(ctx context.Context, method, path, token string, header map[str
 	if resp.StatusCode/100 != 2 {
 		he := &httpError{Status: resp.StatusCode}
 		var e struct {
-			Error struct{ Code string } `json:"error"`
+			Error struct{ Code, Message string } `json:"error"`
 		}
 		if json.Unmarshal(b, &e) == nil {
-			he.Code = e.Error.Code
+			he.Code, he.Message = e.Error.Code, e.Error.Message
 		}
 		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
 			he.RetryAfter = time.Duration(s) * time.Second

@@ -13,6 +13,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,7 +102,7 @@ func (c *Config) defaults() error {
 		c.Timeout = 2 * time.Minute
 	}
 	if c.RunID == "" {
-		c.RunID = "L" + uuid.NewString()[:8]
+		c.RunID = "L" + strings.ToUpper(uuid.NewString()[:8]) // a sku is upper case
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1024}}
@@ -220,7 +221,7 @@ func setUpCustomers(ctx, followCtx context.Context, a *api, cfg Config, wsURL st
 	g.SetLimit(4)
 	for i := range out {
 		g.Go(func() error {
-			email := fmt.Sprintf("%s-c%03d@load.example.com", lowerASCII(cfg.RunID), i+1)
+			email := fmt.Sprintf("%s-c%03d@load.example.com", strings.ToLower(cfg.RunID), i+1)
 			const password = "load-password"
 			if err := a.register(gctx, email, password, "Load "+cfg.RunID); err != nil {
 				return err
@@ -240,16 +241,6 @@ func setUpCustomers(ctx, followCtx context.Context, a *api, cfg Config, wsURL st
 		})
 	}
 	return out, g.Wait()
-}
-
-func lowerASCII(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
 
 // generator places the orders of one run.

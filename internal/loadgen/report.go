@@ -50,8 +50,8 @@ const plotWidth, plotHeight = 20 * vg.Centimeter, 9 * vg.Centimeter
 
 // series is the run cut into time buckets.
 type series struct {
-	width  time.Duration
-	starts []float64 // seconds since the start, per bucket
+	width         time.Duration
+	starts        []float64 // seconds since the start, per bucket
 	placed, ended []float64
 	// per bucket of the end (or the answer), in seconds
 	toTerminal, post [][]time.Duration
@@ -63,7 +63,7 @@ func bucketWidth(elapsed time.Duration) time.Duration {
 	if elapsed < 15*time.Second {
 		return 250 * time.Millisecond
 	}
-	return max(time.Second, (elapsed/60).Round(time.Second))
+	return max(time.Second, (elapsed / 60).Round(time.Second))
 }
 
 func cut(r *Result) series {

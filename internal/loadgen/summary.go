@@ -153,12 +153,12 @@ func (s Summary) Print(w io.Writer, cfg Config) error {
 	if s.Dropped > 0 {
 		fmt.Fprintf(tw, "dropped arrivals\t%d (every slot busy)\n", s.Dropped)
 	}
-	fmt.Fprintln(tw, "outcomes\t")
+	fmt.Fprintf(tw, "outcomes\tof %d ended\n", s.Ended)
 	writeCounts(tw, s.Outcomes, s.Ended)
 	if len(s.Errors) == 0 {
 		fmt.Fprintln(tw, "errors\tnone")
 	} else {
-		fmt.Fprintln(tw, "errors\t")
+		fmt.Fprintln(tw, "errors\tby kind")
 		writeCounts(tw, s.Errors, 0)
 	}
 	return tw.Flush()
