@@ -65,8 +65,13 @@ faults: tools
 	$(GO) build -o $(BIN)/faultrun ./cmd/faultrun
 	$(BIN)/faultrun -temporal-cli $(CURDIR)/$(TEMPORAL) $(FAULTFLAGS)
 
-# wrk against a running `make dev` (another terminal): reads and stock adjustments.
-load:
+# Against a running `make dev` (another terminal): `ordersaga load` places
+# orders end to end (REST, then the terminal status over the websocket) and
+# writes load-report.html; then wrk's rounds of reads and stock adjustments.
+# LOADFLAGS passes flags to `ordersaga load`, e.g. LOADFLAGS='--rate 10 --duration 1m'.
+LOADFLAGS ?= --orders 300 --concurrency 20 --tokens tok_ok=90,tok_declined=10 --cancel 0.05 --lines 1-3 --report load-report.html
+load: build
+	$(BIN)/ordersaga load $(LOADFLAGS)
 	deploy/loadtest/run.sh
 
 # Removes the local stack's data (PostgreSQL, Kafka, Temporal).

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ordersaga/ordersaga/internal/loadgen"
+)
+
+// runLoad is `ordersaga load`. It is a client of a running stack: it
+// needs the stack's address and an admin's credentials, none of the
+// services' configuration (dataDir only says where `make dev` wrote the
+// credentials).
+func runLoad(ctx context.Context, dataDirDefault string, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", "http://127.0.0.1:8080", "the gateway's base URL")
+	email := fs.String("admin-email", "", "admin email (default: from DATA_DIR/admin-credentials.txt)")
+	password := fs.String("admin-password", "", "admin password (default: from DATA_DIR/admin-credentials.txt)")
+	dataDir := fs.String("data-dir", dataDirDefault, "where `make dev` wrote admin-credentials.txt")
+	concurrency := fs.Int("concurrency", 20, "orders in flight, from POST to terminal status (with --rate: the most in flight)")
+	rate := fs.Float64("rate", 0, "place this many orders per second instead of keeping --concurrency busy")
+	orders := fs.Int("orders", 0, "orders to place (default 200 unless --duration)")
+	duration := fs.Duration("duration", 0, "how long to place orders")
+	tokens := fs.String("tokens", "tok_ok", "payment-token mix, e.g. tok_ok=90,tok_declined=10")
+	cancel := fs.Float64("cancel", 0, "fraction of orders to cancel shortly after placing them (0..1)")
+	cancelAfter := fs.Duration("cancel-after", 50*time.Millisecond, "how long after its POST an order is cancelled")
+	lines := fs.String("lines", "1-3", "lines per order, N or MIN-MAX")
+	customers := fs.Int("customers", 8, "customers to create (registration is limited to 10 at once per address)")
+	products := fs.Int("products", 10, "products to create")
+	timeout := fs.Duration("timeout", 2*time.Minute, "longest wait from POST to terminal status")
+	report := fs.String("report", "", "write plots to this .html or .svg file")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("load takes flags only, not %q", fs.Arg(0))}
+	}
+	cfg := loadgen.Config{
+		BaseURL: strings.TrimRight(*url, "/"), AdminEmail: *email, AdminPassword: *password,
+		Concurrency: *concurrency, Rate: *rate, Orders: *orders, Duration: *duration,
+		Cancel: *cancel, CancelAfter: *cancelAfter, Customers: *customers, Products: *products,
+		Timeout: *timeout, Progress: stderr,
+	}
+	// With a rate, the default concurrency would cap arrivals at 20 in
+	// flight; an open model wants room unless the user set a cap.
+	if *rate > 0 && !flagSet(fs, "concurrency") {
+		cfg.Concurrency = 10_000
+	}
+	var err error
+	if cfg.Tokens, err = loadgen.ParseTokens(*tokens); err != nil {
+		return usageError{err.Error()}
+	}
+	if cfg.Lines, err = loadgen.ParseRange(*lines); err != nil {
+		return usageError{err.Error()}
+	}
+	if cfg.AdminEmail == "" || cfg.AdminPassword == "" {
+		if cfg.AdminEmail, cfg.AdminPassword, err = readAdminCredentials(filepath.Join(*dataDir, "admin-credentials.txt")); err != nil {
+			return err
+		}
+	}
+	res, err := loadgen.Run(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	sum := loadgen.Summarize(res)
+	if err := sum.Print(stdout, res.Config); err != nil {
+		return err
+	}
+	if *report != "" {
+		if err := loadgen.WriteReport(*report, res, sum); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "report\t%s\n", *report)
+	}
+	return nil
+}
+
+// readAdminCredentials reads "email password" from the file `ordersaga dev`
+// writes.
+func readAdminCredentials(path string) (email, password string, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", "", fmt.Errorf("admin credentials: give --admin-email and --admin-password, or run `make dev` (it writes %s): %w", path, err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return "", "", errors.New("admin credentials: " + path + " should hold `email password` on one line")
+	}
+	return f[0], f[1], nil
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
