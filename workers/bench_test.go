@@ -8,16 +8,13 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/ordersaga/ordersaga/activities/payment"
+	"github.com/ordersaga/ordersaga/internal/loadgen"
 	"github.com/ordersaga/ordersaga/internal/testkit"
 	sys "github.com/ordersaga/ordersaga/internal/testkit/system"
 	"github.com/ordersaga/ordersaga/workflows/order"
-	"github.com/ordersaga/ordersaga/workflows/order/saga"
 )
 
 // inFlight is how many orders the benchmark keeps running at once.
@@ -36,7 +33,7 @@ func BenchmarkSaga(b *testing.B) {
 	b.Run("noop", func(b *testing.B) {
 		addr, ns := testkit.NewNamespace(b)
 		c := testkit.TemporalClient(b, addr, ns)
-		for _, w := range noopWorkers(c) {
+		for _, w := range loadgen.NoopWorkers(c) {
 			if err := w.Start(); err != nil {
 				b.Fatal(err)
 			}
@@ -115,26 +112,4 @@ type unexpected struct{ res order.Result }
 
 func (u *unexpected) Error() string {
 	return "order ended " + string(u.res.Status) + " " + string(u.res.Reason)
-}
-
-// noopWorkers run OrderWorkflow with activities that succeed at once.
-func noopWorkers(c client.Client) []worker.Worker {
-	ow := worker.New(c, order.TaskQueueOrders, worker.Options{})
-	ow.RegisterWorkflowWithOptions(saga.OrderWorkflow, workflow.RegisterOptions{Name: order.WorkflowName})
-	ow.RegisterActivityWithOptions(func(context.Context, order.StatusRecord) error { return nil }, activity.RegisterOptions{Name: order.RecordStatus.Name})
-	pw := worker.New(c, order.TaskQueueProduct, worker.Options{})
-	pw.RegisterActivityWithOptions(func(_ context.Context, r order.StockRequest) (order.Reservation, error) {
-		return order.Reservation{OrderID: r.OrderID}, nil
-	}, activity.RegisterOptions{Name: order.ReserveStock.Name})
-	for _, name := range []string{order.CommitStock.Name, order.ReleaseStock.Name} {
-		pw.RegisterActivityWithOptions(func(context.Context, order.StockRequest) error { return nil }, activity.RegisterOptions{Name: name})
-	}
-	payw := worker.New(c, order.TaskQueuePayment, worker.Options{})
-	payw.RegisterActivityWithOptions(func(_ context.Context, r order.PaymentRequest) (order.Authorization, error) {
-		return order.Authorization{OrderID: r.OrderID, AuthorizationID: "noop"}, nil
-	}, activity.RegisterOptions{Name: order.AuthorizePayment.Name})
-	for _, name := range []string{order.CapturePayment.Name, order.VoidPayment.Name} {
-		payw.RegisterActivityWithOptions(func(context.Context, order.PaymentRequest) error { return nil }, activity.RegisterOptions{Name: name})
-	}
-	return []worker.Worker{ow, pw, payw}
 }

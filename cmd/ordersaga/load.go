@@ -11,14 +11,19 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
+
+	"github.com/ordersaga/ordersaga/internal/config"
 	"github.com/ordersaga/ordersaga/internal/loadgen"
+	"github.com/ordersaga/ordersaga/internal/temporalclient"
 )
 
 // runLoad is `ordersaga load`. It is a client of a running stack: it
 // needs the stack's address and an admin's credentials, none of the
 // services' configuration (dataDir only says where `make dev` wrote the
 // credentials).
-func runLoad(ctx context.Context, dataDirDefault string, args []string, stdout, stderr io.Writer) error {
+func runLoad(ctx context.Context, appCfg config.Config, log *zap.Logger, args []string, stdout, stderr io.Writer) error {
+	dataDirDefault := appCfg.Dev.DataDir
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	url := fs.String("url", "http://127.0.0.1:8080", "the gateway's base URL")
@@ -37,6 +42,8 @@ func runLoad(ctx context.Context, dataDirDefault string, args []string, stdout, 
 	products := fs.Int("products", 10, "products to create")
 	timeout := fs.Duration("timeout", 2*time.Minute, "longest wait from POST to terminal status")
 	report := fs.String("report", "", "write plots to this .html or .svg file")
+	ceiling := fs.Bool("ceiling", false, "then run as many orders through OrderWorkflow with no-op activities, at the same concurrency, on the same Temporal server (namespace "+loadgen.CeilingNamespace+"), and print the ratio")
+	temporalAddr := fs.String("temporal-address", "127.0.0.1:7233", "the stack's Temporal frontend, for --ceiling (TEMPORAL_ADDRESS when set)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -80,6 +87,44 @@ func runLoad(ctx context.Context, dataDirDefault string, args []string, stdout, 
 		}
 		fmt.Fprintf(stdout, "report\t%s\n", *report)
 	}
+	if *ceiling {
+		if appCfg.TemporalAddress != "" && !flagSet(fs, "temporal-address") {
+			*temporalAddr = appCfg.TemporalAddress
+		}
+		return runCeiling(ctx, appCfg, *temporalAddr, sum, res.Config.Concurrency, log, stdout)
+	}
+	return nil
+}
+
+// runCeiling runs the ceiling with the stack's codec keys, so that its
+// workflows cost Temporal what the orders did, and prints each figure of
+// the order run as a ratio to it.
+func runCeiling(ctx context.Context, appCfg config.Config, addr string, orders loadgen.Summary, concurrency int, log *zap.Logger, stdout io.Writer) error {
+	appCfg.TemporalAddress, appCfg.TemporalNamespace = addr, loadgen.CeilingNamespace
+	opts, _, err := temporalclient.Options(appCfg, log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)), nil)
+	if err != nil {
+		return err
+	}
+	opts.WorkerHeartbeatInterval = -1 // no status page watches these workers
+	dctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	c, err := temporalclient.Connect(dctx, opts, log)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := loadgen.PrepareCeiling(dctx, c); err != nil {
+		return fmt.Errorf("ceiling namespace: %w", err)
+	}
+	n := max(orders.Ended, 1)
+	fmt.Fprintf(stdout, "ceiling\t%d no-op orders, %d in flight, namespace %s\n", n, concurrency, loadgen.CeilingNamespace)
+	res, err := loadgen.Ceiling(ctx, c, n, concurrency)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "ceiling orders/s\t%.1f (orders ended %.1f/s: %.2fx of the ceiling)\n", res.PerSecond, orders.EndedPerSecond, orders.EndedPerSecond/res.PerSecond)
+	fmt.Fprintf(stdout, "ceiling p50, p99\t%s, %s (placement→terminal p50 %s: %.2fx of the ceiling's)\n", res.P50.Round(time.Millisecond), res.P99.Round(time.Millisecond),
+		orders.ToTerminal.P50.Round(time.Millisecond), orders.ToTerminal.P50.Seconds()/res.P50.Seconds())
 	return nil
 }
 

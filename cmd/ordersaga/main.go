@@ -73,7 +73,11 @@ func run(ctx context.Context, cmd string, args []string) error {
 	}
 	// load is a client of a running stack: it needs none of the secrets.
 	if cmd == "load" {
-		return runLoad(ctx, cfg.Dev.DataDir, args, os.Stdout, os.Stderr)
+		log, err := logging.New(cfg.LogLevel, true)
+		if err != nil {
+			return err
+		}
+		return runLoad(ctx, cfg, log, args, os.Stdout, os.Stderr)
 	}
 	// dev makes its own random JWT secret and accepts any given one, for
 	// local tries; everything else runs where a guessable secret would let

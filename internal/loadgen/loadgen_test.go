@@ -12,9 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 	"golang.org/x/net/html"
 
 	"github.com/ordersaga/ordersaga/internal/loadgen"
+	"github.com/ordersaga/ordersaga/internal/logging"
+	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/internal/testkit/system"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
@@ -162,4 +166,31 @@ func wellFormed(b []byte) error {
 			return err
 		}
 	}
+}
+
+// TestCeilingRunsTheWorkflowShapeWithNoopActivities: the ceiling runs
+// every order it is given through OrderWorkflow in a namespace of its own
+// and reports their rate and latencies.
+func TestCeilingRunsTheWorkflowShapeWithNoopActivities(t *testing.T) {
+	addr := testkit.TemporalAddress(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	admin := testkit.Dial(t, client.Options{HostPort: addr, Namespace: "default", Logger: logging.Temporal(testkit.Logger())})
+	if err := loadgen.PrepareCeiling(ctx, admin); err != nil {
+		t.Fatal(err)
+	}
+	c := testkit.Dial(t, client.Options{HostPort: addr, Namespace: loadgen.CeilingNamespace, Logger: logging.Temporal(testkit.Logger())})
+	res, err := loadgen.Ceiling(ctx, c, 24, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Orders != 24 || res.PerSecond <= 0 || res.P50 <= 0 || res.P99 < res.P50 || res.Elapsed <= 0 {
+		t.Fatalf("ceiling %+v, want 24 orders with a rate and latencies", res)
+	}
+	// Each ran the whole saga: it ended CONFIRMED.
+	testkit.WaitFor(t, "24 no-op orders listed CONFIRMED", 30*time.Second, func() bool {
+		n, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: loadgen.CeilingNamespace, Query: `OrderStatus = "CONFIRMED"`})
+		return err == nil && n.GetCount() >= 24
+	})
+	t.Logf("ceiling: %.1f orders/s, p50 %s, p99 %s", res.PerSecond, res.P50, res.P99)
 }
