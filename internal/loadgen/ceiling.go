@@ -25,6 +25,10 @@ import (
 // names, never take a task of the real ones.
 const CeilingNamespace = "ordersaga-ceiling"
 
+// ceilingOrderTimeout bounds each no-op order, as --timeout's default
+// bounds a real one.
+const ceilingOrderTimeout = 2 * time.Minute
+
 // CeilingResult is what the no-op run of the order's workflow achieved.
 type CeilingResult struct {
 	Orders    int
@@ -92,11 +96,15 @@ func Ceiling(ctx context.Context, c client.Client, orders, concurrency int) (Cei
 				in := order.Input{OrderID: uuid.NewString(), CustomerID: uuid.NewString(), PaymentMethod: payment.TokenOK, Currency: "USD",
 					TotalCents: 1000, Lines: []order.Line{{SKU: "CEILING-1", Name: "ceiling", Quantity: 1, UnitPriceCents: 1000}}}
 				start := time.Now()
-				run, err := c.ExecuteWorkflow(ctx, order.StartOptions(in), order.WorkflowName, in)
+				// A stuck no-op worker must not hang the run: each order
+				// gets as long as the load tool gives a real one.
+				octx, cancel := context.WithTimeout(ctx, ceilingOrderTimeout)
+				run, err := c.ExecuteWorkflow(octx, order.StartOptions(in), order.WorkflowName, in)
 				if err == nil {
 					var res order.Result
-					err = run.Get(ctx, &res)
+					err = run.Get(octx, &res)
 				}
+				cancel()
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = fmt.Errorf("ceiling workflow: %w", err)
