@@ -70,6 +70,9 @@ func TestShopPageRecoversFromAnExpiredToken(t *testing.T) {
 		chromedp.SendKeys(`#password`, password, chromedp.ByQuery),
 		chromedp.Click(`#login button[type=submit]`, chromedp.ByQuery),
 		visible(`#orders .badge.CONFIRMED`, 30*time.Second),
+		// The orders come from the API first; the live connection opens
+		// after them: wait for it rather than read it at once.
+		chromedp.Poll(`document.querySelector("#live").textContent === "live"`, nil, chromedp.WithPollingTimeout(15*time.Second)),
 		textOf(`#orders .badge`, &badge),
 		textOf(`#live`, &live),
 		chromedp.Evaluate(`document.querySelectorAll("#orders > li").length`, &rows),
