@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,10 +15,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/ordersaga/ordersaga/internal/localstack/kafkabroker"
-	"github.com/ordersaga/ordersaga/internal/localstack/ports"
 	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
@@ -343,11 +344,24 @@ func TestOneRelayAtATime(t *testing.T) {
 
 func TestRelayWaitsOutAKafkaOutage(t *testing.T) {
 	pool := testkit.NewPool(t)
-	port, err := ports.Free()
+	// The broker is down by closing every connection it accepts, rather than
+	// by not listening: a port given up during the outage can be taken by
+	// another test before the broker comes back on it.
+	var down atomic.Bool
+	down.Store(true)
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	brokers := []string{fmt.Sprintf("127.0.0.1:%d", port)} // nothing listens yet
+	t.Cleanup(cluster.Close)
+	cluster.Control(func(kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		if down.Load() {
+			return nil, errors.New("broker is down"), true
+		}
+		return nil, nil, false
+	})
+	brokers := cluster.ListenAddrs()
 	topic := "events-" + uuid.NewString()[:8]
 	writeOrders(t, pool, 5, order.Reserved)
 	r := startRelay(t, pool, brokers, topic, nil)
@@ -362,11 +376,7 @@ func TestRelayWaitsOutAKafkaOutage(t *testing.T) {
 		t.Errorf("lag age metric %v", age)
 	}
 
-	b, err := kafkabroker.Start(context.Background(), kafkabroker.Options{Port: port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Stop()
+	down.Store(false)
 	testkit.WaitFor(t, "the outbox to drain once Kafka is back", 60*time.Second, func() bool { return unpublished(t, pool) == 0 })
 	checkOrdered(t, consumeAll(t, brokers, topic, 10))
 	testkit.WaitFor(t, "the lag metric to clear", 5*time.Second, func() bool { return testutil.ToFloat64(r.relay.m.lagCount) == 0 })
