@@ -66,10 +66,13 @@ faults: tools
 	$(BIN)/faultrun -temporal-cli $(CURDIR)/$(TEMPORAL) $(FAULTFLAGS)
 
 # Against a running `make dev` (another terminal): `ordersaga load` places
-# orders end to end (REST, then the terminal status over the websocket) and
-# writes load-report.html; then wrk's rounds of reads and stock adjustments.
-# LOADFLAGS passes flags to `ordersaga load`, e.g. LOADFLAGS='--rate 10 --duration 1m'.
-LOADFLAGS ?= --orders 300 --concurrency 20 --tokens tok_ok=90,tok_declined=10 --cancel 0.05 --lines 1-3 --report load-report.html
+# orders end to end (REST, then the terminal status over the websocket),
+# three rounds each followed by the same workflow shape with no-op
+# activities (the ceiling), and prints the medians, their ratios and the CPU
+# per order of each process; it writes load-report.html. Then wrk's rounds
+# of reads and stock adjustments. LOADFLAGS passes flags to `ordersaga
+# load`, e.g. LOADFLAGS='--rate 10 --duration 1m --tokens tok_ok=90,tok_declined=10'.
+LOADFLAGS ?= --orders 300 --concurrency 20 --ceiling --rounds 3 --cpu --report load-report.html
 load: build
 	$(BIN)/ordersaga load $(LOADFLAGS)
 	deploy/loadtest/run.sh

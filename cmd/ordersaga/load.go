@@ -6,11 +6,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
 	"github.com/ordersaga/ordersaga/internal/config"
@@ -44,6 +49,8 @@ func runLoad(ctx context.Context, appCfg config.Config, log *zap.Logger, args []
 	report := fs.String("report", "", "write plots to this .html or .svg file")
 	ceiling := fs.Bool("ceiling", false, "then run as many orders through OrderWorkflow with no-op activities, at the same concurrency, on the same Temporal server (namespace "+loadgen.CeilingNamespace+"), and print the ratio")
 	temporalAddr := fs.String("temporal-address", "127.0.0.1:7233", "the stack's Temporal frontend, for --ceiling (TEMPORAL_ADDRESS when set)")
+	rounds := fs.Int("rounds", 1, "with --ceiling: alternate this many runs of orders and of the ceiling, and print the medians")
+	cpu := fs.Bool("cpu", false, "measure CPU per order of each process of a stack on this machine (the gateway's process and its children: `make dev`)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -73,59 +80,143 @@ func runLoad(ctx context.Context, appCfg config.Config, log *zap.Logger, args []
 			return err
 		}
 	}
-	res, err := loadgen.Run(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("load: %w", err)
+	if *rounds < 1 || (*rounds > 1 && !*ceiling) {
+		return usageError{"--rounds needs --ceiling and at least 1"}
 	}
-	sum := loadgen.Summarize(res)
-	if err := sum.Print(stdout, res.Config); err != nil {
-		return err
-	}
-	if *report != "" {
-		if err := loadgen.WriteReport(*report, res, sum); err != nil {
+	var meter *loadgen.CPUMeter
+	if *cpu {
+		if meter, err = cpuMeter(cfg.BaseURL); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "report\t%s\n", *report)
 	}
+	var ceil client.Client
 	if *ceiling {
 		if appCfg.TemporalAddress != "" && !flagSet(fs, "temporal-address") {
 			*temporalAddr = appCfg.TemporalAddress
 		}
-		return runCeiling(ctx, appCfg, *temporalAddr, sum, res.Config.Concurrency, log, stdout)
+		if ceil, err = openCeiling(ctx, appCfg, *temporalAddr, log); err != nil {
+			return err
+		}
+		defer ceil.Close()
+	}
+
+	session, err := loadgen.Open(ctx, cfg, *rounds)
+	if err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	defer session.Close()
+	var results []loadgen.Round
+	for i := range *rounds {
+		if *rounds > 1 {
+			fmt.Fprintf(stdout, "\n== round %d of %d ==\n", i+1, *rounds)
+		}
+		var round loadgen.Round
+		res, err := metered(meter, &round.OrdersCPU, func() (*loadgen.Result, error) { return session.Run(ctx) })
+		if err != nil {
+			return fmt.Errorf("load: %w", err)
+		}
+		round.Orders = loadgen.Summarize(res)
+		if err := round.Orders.Print(stdout, res.Config); err != nil {
+			return err
+		}
+		printCPU(stdout, "orders", round.OrdersCPU, round.Orders.Ended)
+		if *report != "" && i == *rounds-1 {
+			if err := loadgen.WriteReport(*report, res, round.Orders); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "report\t%s\n", *report)
+		}
+		if ceil == nil {
+			continue
+		}
+		n := max(round.Orders.Ended, 1)
+		fmt.Fprintf(stdout, "ceiling\t%d no-op orders, %d in flight, namespace %s\n", n, res.Config.Concurrency, loadgen.CeilingNamespace)
+		if round.Ceiling, err = metered(meter, &round.CeilingCPU, func() (loadgen.CeilingResult, error) {
+			return loadgen.Ceiling(ctx, ceil, n, res.Config.Concurrency)
+		}); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "ceiling orders/s\t%.1f (orders confirmed %.1f/s: %.2fx of the ceiling)\n", round.Ceiling.PerSecond, round.Orders.ConfirmedPerSecond, round.Throughput())
+		fmt.Fprintf(stdout, "ceiling p50, p99\t%s, %s (placement→CONFIRMED p50 %s: %.2fx of the ceiling's)\n", round.Ceiling.P50.Round(time.Millisecond), round.Ceiling.P99.Round(time.Millisecond),
+			round.Orders.ToConfirmed.P50.Round(time.Millisecond), round.Latency())
+		printCPU(stdout, "ceiling", round.CeilingCPU, round.Ceiling.Orders)
+		results = append(results, round)
+	}
+	if len(results) > 0 {
+		fmt.Fprintln(stdout)
+		return loadgen.PrintRounds(stdout, results)
 	}
 	return nil
 }
 
-// runCeiling runs the ceiling with the stack's codec keys, so that its
-// workflows cost Temporal what the orders did, and prints each figure of
-// the order run as a ratio to it.
-func runCeiling(ctx context.Context, appCfg config.Config, addr string, orders loadgen.Summary, concurrency int, log *zap.Logger, stdout io.Writer) error {
+// metered runs f, and sets *used to the CPU the stack used meanwhile when
+// meter is not nil.
+func metered[T any](meter *loadgen.CPUMeter, used *loadgen.CPU, f func() (T, error)) (T, error) {
+	if meter == nil {
+		return f()
+	}
+	var zero T
+	before, err := meter.Read()
+	if err != nil {
+		return zero, err
+	}
+	out, err := f()
+	if err != nil {
+		return zero, err
+	}
+	after, err := meter.Read()
+	if err != nil {
+		return zero, err
+	}
+	*used = after.Sub(before)
+	return out, nil
+}
+
+// cpuMeter meters the process that serves the gateway's URL.
+func cpuMeter(baseURL string) (*loadgen.CPUMeter, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return nil, usageError{fmt.Sprintf("--url %q: %v", baseURL, err)}
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		port = 80
+	}
+	return loadgen.NewCPUMeter(port)
+}
+
+func printCPU(w io.Writer, what string, used loadgen.CPU, orders int) {
+	if used == nil {
+		return
+	}
+	var parts []string
+	for _, g := range slices.Sorted(maps.Keys(used)) {
+		parts = append(parts, fmt.Sprintf("%s %.1f ms", g, (used[g]/time.Duration(max(orders, 1))).Seconds()*1000))
+	}
+	fmt.Fprintf(w, "%s CPU/order\t%s\n", what, strings.Join(parts, ", "))
+}
+
+// openCeiling dials the ceiling's namespace on the stack's Temporal server,
+// with the stack's codec keys, so that its workflows cost Temporal what the
+// orders did.
+func openCeiling(ctx context.Context, appCfg config.Config, addr string, log *zap.Logger) (client.Client, error) {
 	appCfg.TemporalAddress, appCfg.TemporalNamespace = addr, loadgen.CeilingNamespace
 	opts, _, err := temporalclient.Options(appCfg, log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)), nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	opts.WorkerHeartbeatInterval = -1 // no status page watches these workers
 	dctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	c, err := temporalclient.Connect(dctx, opts, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer c.Close()
 	if err := loadgen.PrepareCeiling(dctx, c); err != nil {
-		return fmt.Errorf("ceiling namespace: %w", err)
+		c.Close()
+		return nil, fmt.Errorf("ceiling namespace: %w", err)
 	}
-	n := max(orders.Ended, 1)
-	fmt.Fprintf(stdout, "ceiling\t%d no-op orders, %d in flight, namespace %s\n", n, concurrency, loadgen.CeilingNamespace)
-	res, err := loadgen.Ceiling(ctx, c, n, concurrency)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "ceiling orders/s\t%.1f (orders ended %.1f/s: %.2fx of the ceiling)\n", res.PerSecond, orders.EndedPerSecond, orders.EndedPerSecond/res.PerSecond)
-	fmt.Fprintf(stdout, "ceiling p50, p99\t%s, %s (placement→terminal p50 %s: %.2fx of the ceiling's)\n", res.P50.Round(time.Millisecond), res.P99.Round(time.Millisecond),
-		orders.ToTerminal.P50.Round(time.Millisecond), orders.ToTerminal.P50.Seconds()/res.P50.Seconds())
-	return nil
+	return c, nil
 }
 
 // readAdminCredentials reads "email password" from the file `ordersaga dev`

@@ -156,6 +156,31 @@ type Result struct {
 // follows each to its end. It returns an error only when it could not set
 // up; errors of single orders are in the Result.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
+	s, err := Open(ctx, cfg, 1)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	return s.Run(ctx)
+}
+
+// Session is a set-up load: the products, and the customers signed in and
+// following their orders over the hub. Each Run places cfg's orders
+// through it, so that runs compared with each other differ in nothing but
+// what is measured.
+type Session struct {
+	cfg       Config
+	api       *api
+	skus      []string
+	customers []*customer
+	drops     atomic.Int64
+	runs      int
+	stop      context.CancelFunc
+}
+
+// Open sets up products with stock for runs runs of cfg, and the customers.
+// Close it when done.
+func Open(ctx context.Context, cfg Config, runs int) (*Session, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
@@ -164,20 +189,29 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	skus, err := setUpProducts(ctx, a, cfg)
+	skus, err := setUpProducts(ctx, a, cfg, max(runs, 1))
 	if err != nil {
 		return nil, err
 	}
-	var drops atomic.Int64
-	followCtx, stopFollowing := context.WithCancel(ctx)
-	defer stopFollowing()
-	customers, err := setUpCustomers(ctx, followCtx, a, cfg, wsURL, func() { drops.Add(1) })
-	if err != nil {
+	followCtx, stop := context.WithCancel(ctx)
+	s := &Session{cfg: cfg, api: a, skus: skus, stop: stop}
+	if s.customers, err = setUpCustomers(ctx, followCtx, a, cfg, wsURL, func() { s.drops.Add(1) }); err != nil {
+		stop()
 		return nil, err
 	}
+	return s, nil
+}
 
-	g := &generator{cfg: cfg, api: a, skus: skus, customers: customers, progress: newProgress(cfg)}
-	res := &Result{Config: cfg}
+// Close stops following the customers' orders.
+func (s *Session) Close() { s.stop() }
+
+// Run places the orders of one run and follows each to its end.
+func (s *Session) Run(ctx context.Context) (*Result, error) {
+	s.runs++
+	g := &generator{cfg: s.cfg, api: s.api, skus: s.skus, customers: s.customers, progress: newProgress(s.cfg),
+		keyPrefix: fmt.Sprintf("%s-r%d", s.cfg.RunID, s.runs)}
+	drops := s.drops.Load()
+	res := &Result{Config: s.cfg}
 	res.Start = time.Now()
 	stopProgress := g.progress.start(ctx, g)
 	g.place(ctx)
@@ -185,11 +219,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.End = time.Now()
 	res.Orders = g.orders
 	res.Dropped = int(g.dropped.Load())
-	res.WebsocketDrops = int(drops.Load())
+	res.WebsocketDrops = int(s.drops.Load() - drops)
 	return res, nil
 }
 
-func setUpProducts(ctx context.Context, a *api, cfg Config) ([]string, error) {
+func setUpProducts(ctx context.Context, a *api, cfg Config, runs int) ([]string, error) {
 	admin, err := a.login(ctx, cfg.AdminEmail, cfg.AdminPassword)
 	if err != nil {
 		return nil, err
@@ -198,7 +232,7 @@ func setUpProducts(ctx context.Context, a *api, cfg Config) ([]string, error) {
 	// every order could take one unit of every product.
 	onHand := 1_000_000
 	if cfg.Orders > 0 {
-		onHand = cfg.Orders + 10
+		onHand = runs*cfg.Orders + 10
 	}
 	skus := make([]string, cfg.Products)
 	g, gctx := errgroup.WithContext(ctx)
@@ -250,6 +284,8 @@ type generator struct {
 	skus      []string
 	customers []*customer
 	progress  *progress
+	// keyPrefix makes the Idempotency-Keys of one run differ from another's.
+	keyPrefix string
 
 	next     atomic.Int64 // orders started
 	inFlight atomic.Int64
@@ -336,7 +372,7 @@ func (g *generator) one(ctx context.Context, n int64) {
 	defer func() { g.record(o) }()
 
 	o.Sent = time.Now()
-	p, err := g.api.placeOrder(ctx, c.token, fmt.Sprintf("%s-%d", g.cfg.RunID, n), lines, o.Token)
+	p, err := g.api.placeOrder(ctx, c.token, fmt.Sprintf("%s-%d", g.keyPrefix, n), lines, o.Token)
 	o.Answered = time.Now()
 	if err != nil {
 		o.PlaceError = errorKind(err)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -193,4 +194,62 @@ func TestCeilingRunsTheWorkflowShapeWithNoopActivities(t *testing.T) {
 		return err == nil && n.GetCount() >= 24
 	})
 	t.Logf("ceiling: %.1f orders/s, p50 %s, p99 %s", res.PerSecond, res.P50, res.P99)
+}
+
+// TestSessionRunsAgainAndMetersTheStack: a session's second run places new
+// orders (not replays of the first run's Idempotency-Keys), and the CPU
+// meter finds the stack's processes from the gateway's port: here the test
+// process that runs the services, with its PostgreSQL and Temporal server.
+func TestSessionRunsAgainAndMetersTheStack(t *testing.T) {
+	sys := system.Start(t, system.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := loadgen.Open(ctx, loadgen.Config{
+		BaseURL: sys.GatewayURL, AdminEmail: "root@example.com", AdminPassword: "admin-password",
+		Concurrency: 5, Orders: 10, Lines: loadgen.Range{Min: 1, Max: 1}, Customers: 2, Products: 2, Timeout: 30 * time.Second,
+	}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	port, err := strconv.Atoi(sys.GatewayURL[strings.LastIndex(sys.GatewayURL, ":")+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	meter, err := loadgen.NewCPUMeter(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := meter.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for run := 1; run <= 2; run++ {
+		res, err := s.Run(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := loadgen.Summarize(res)
+		if sum.Outcomes[loadgen.Outcome(order.Confirmed, order.ReasonNone)] != 10 || sum.ConfirmedPerSecond <= 0 || sum.ToConfirmed.P50 <= 0 {
+			t.Errorf("run %d: %+v, want 10 confirmed orders", run, sum)
+		}
+		for _, o := range res.Orders {
+			if seen[o.ID.String()] {
+				t.Errorf("run %d placed order %s again", run, o.ID)
+			}
+			seen[o.ID.String()] = true
+		}
+	}
+	after, err := meter.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := after.Sub(before)
+	t.Logf("CPU used by 20 orders: %v", used)
+	for _, group := range []string{"postgres", "temporal", filepath.Base(os.Args[0])[:min(15, len(filepath.Base(os.Args[0])))]} {
+		if used[group] <= 0 {
+			t.Errorf("the meter saw no CPU used by %q: %v", group, used)
+		}
+	}
 }

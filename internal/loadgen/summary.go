@@ -30,9 +30,14 @@ type Summary struct {
 	// last answer; EndedPerSecond, Ended over the span from the first
 	// POST to the last terminal status.
 	PlacedPerSecond, EndedPerSecond float64
+	// ConfirmedPerSecond counts only the CONFIRMED orders, over the same
+	// span as EndedPerSecond.
+	ConfirmedPerSecond float64
 	// Post is how long a POST took to answer; ToTerminal, how long from
 	// sending the POST to the terminal status arriving over the websocket.
 	Post, ToTerminal Latencies
+	// ToConfirmed is ToTerminal of the CONFIRMED orders alone.
+	ToConfirmed Latencies
 	// Outcomes counts the ended orders by Outcome ("CONFIRMED",
 	// "REJECTED(payment_declined)").
 	Outcomes map[string]int
@@ -61,7 +66,8 @@ func Outcome(s order.Status, r order.Reason) string {
 // Summarize computes the figures of a run.
 func Summarize(r *Result) Summary {
 	s := Summary{Outcomes: map[string]int{}, Errors: map[string]int{}, Dropped: r.Dropped, Elapsed: r.End.Sub(r.Start)}
-	post, toTerminal := newHistogram(), newHistogram()
+	post, toTerminal, toConfirmed := newHistogram(), newHistogram(), newHistogram()
+	confirmed := 0
 	var lastAnswer, lastEnd time.Time
 	first := r.End
 	for _, o := range r.Orders {
@@ -95,6 +101,10 @@ func Summarize(r *Result) Summary {
 		s.Ended++
 		s.Outcomes[Outcome(o.Status, o.Reason)]++
 		record(toTerminal, o.Ended.Sub(o.Sent))
+		if o.Status == order.Confirmed {
+			confirmed++
+			record(toConfirmed, o.Ended.Sub(o.Sent))
+		}
 		if o.Ended.After(lastEnd) {
 			lastEnd = o.Ended
 		}
@@ -104,7 +114,8 @@ func Summarize(r *Result) Summary {
 	}
 	s.PlacedPerSecond = perSecond(s.Placed, lastAnswer.Sub(first))
 	s.EndedPerSecond = perSecond(s.Ended, lastEnd.Sub(first))
-	s.Post, s.ToTerminal = latencies(post), latencies(toTerminal)
+	s.ConfirmedPerSecond = perSecond(confirmed, lastEnd.Sub(first))
+	s.Post, s.ToTerminal, s.ToConfirmed = latencies(post), latencies(toTerminal), latencies(toConfirmed)
 	return s
 }
 
