@@ -88,19 +88,13 @@ func (s *Store) RecordStatus(ctx context.Context, rec order.StatusRecord) error 
 	if err != nil {
 		return fmt.Errorf("record status: customer id: %w", err)
 	}
-	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		added, err := outbox.Append(ctx, tx, order.OrderEvent{OrderID: id, CustomerID: customer, Seq: rec.Seq, Status: rec.Status,
-			Reason: rec.Reason, TotalCents: rec.TotalCents, OccurredAt: rec.OccurredAt})
-		if err != nil {
-			return fmt.Errorf("record status %s: %w", rec.Status, err)
-		}
-		if !added {
-			return nil // recorded before
-		}
-		if _, err := tx.Exec(ctx, `UPDATE orders.orders SET status = $2, reason = $3, last_seq = $4, updated_at = $5
-			WHERE id = $1 AND last_seq < $4`, id, string(rec.Status), string(rec.Reason), rec.Seq, rec.OccurredAt); err != nil {
-			return fmt.Errorf("record status %s: order: %w", rec.Status, err)
-		}
-		return nil
-	})
+	// One statement: the event, its notification and the order's row, or
+	// nothing if the event is there already (a retried transition).
+	_, err = outbox.AppendWith(ctx, s.db, order.OrderEvent{OrderID: id, CustomerID: customer, Seq: rec.Seq, Status: rec.Status,
+		Reason: rec.Reason, TotalCents: rec.TotalCents, OccurredAt: rec.OccurredAt},
+		`UPDATE orders.orders SET status = $4, reason = $5, last_seq = $2, updated_at = $7 WHERE id = $1 AND last_seq < $2`)
+	if err != nil {
+		return fmt.Errorf("record status %s: %w", rec.Status, err)
+	}
+	return nil
 }

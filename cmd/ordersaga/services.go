@@ -268,5 +268,6 @@ func runOps(ctx context.Context, ln net.Listener, reg *prometheus.Registry, chec
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", metrics.Handler(reg))
 	serve.Probes(mux, checks...)
+	serve.Profiling(mux)
 	return serve.Run(ctx, serve.NewServer(mux), ln)
 }

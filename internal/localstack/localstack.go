@@ -81,6 +81,7 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, out io.Writer,
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", metrics.Handler(reg))
 	mux.HandleFunc("/healthz", serve.Healthz)
+	serve.Profiling(mux)
 	g.Go(func() error { return serve.Run(gctx, serve.NewServer(mux), metricsLn) })
 	s.urls = append(s.urls, [2]string{"Metrics", "http://" + metricsLn.Addr().String() + "/metrics"})
 	for _, svc := range services(s.cfg, reg) {

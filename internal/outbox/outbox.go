@@ -77,19 +77,47 @@ const channel = "orders_outbox"
 // already changes nothing and returns false, so that a retried transition
 // is recorded once.
 func Append(ctx context.Context, tx pgx.Tx, e order.OrderEvent) (bool, error) {
-	tag, err := tx.Exec(ctx, `INSERT INTO orders.order_events (order_id, seq, customer_id, status, reason, total_cents, occurred_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id, seq) DO NOTHING`,
-		e.OrderID, e.Seq, e.CustomerID, string(e.Status), string(e.Reason), e.TotalCents, e.OccurredAt)
+	// One statement, one round trip: the insert, and the notification
+	// only when a row went in.
+	tag, err := tx.Exec(ctx, appendSQL, appendArgs(e)...)
 	if err != nil {
 		return false, fmt.Errorf("append event %d (%s) of order %s: %w", e.Seq, e.Status, e.OrderID, err)
 	}
-	if tag.RowsAffected() == 0 {
-		return false, nil
+	return tag.RowsAffected() == 1, nil
+}
+
+const appendSQL = `WITH appended AS (
+		INSERT INTO orders.order_events (order_id, seq, customer_id, status, reason, total_cents, occurred_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id, seq) DO NOTHING RETURNING 1)
+	SELECT pg_notify('` + channel + `', '') FROM appended`
+
+func appendArgs(e order.OrderEvent) []any {
+	return []any{e.OrderID, e.Seq, e.CustomerID, string(e.Status), string(e.Reason), e.TotalCents, e.OccurredAt}
+}
+
+// AppendWith appends e as Append does and, only when it went in, applies
+// change in the same statement: a transition recorded and applied in one
+// round trip, atomic without a transaction of its own. change is an UPDATE
+// of the caller's table ending in its WHERE clause, to which AppendWith
+// adds the condition that the event went in; in it, $1 to $7 are the
+// event's order id, seq, customer id, status, reason, total and time, and
+// args are $8 and after.
+func AppendWith(ctx context.Context, db DB, e order.OrderEvent, change string, args ...any) (bool, error) {
+	q := `WITH appended AS (
+		INSERT INTO orders.order_events (order_id, seq, customer_id, status, reason, total_cents, occurred_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id, seq) DO NOTHING RETURNING 1),
+	changed AS (` + change + ` AND EXISTS (SELECT FROM appended) RETURNING 1)
+	SELECT pg_notify('` + channel + `', ''), (SELECT count(*) FROM changed) FROM appended`
+	tag, err := db.Exec(ctx, q, append(appendArgs(e), args...)...)
+	if err != nil {
+		return false, fmt.Errorf("append event %d (%s) of order %s: %w", e.Seq, e.Status, e.OrderID, err)
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_notify('`+channel+`', '')`); err != nil {
-		return false, fmt.Errorf("notify the outbox relay: %w", err)
-	}
-	return true, nil
+	return tag.RowsAffected() == 1, nil
+}
+
+// DB runs a statement: a pool, a connection or a transaction.
+type DB interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
 // lockKey is the advisory lock that elects the active relay; Log.RelayStatus

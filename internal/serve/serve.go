@@ -11,6 +11,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"sync"
 	"time"
@@ -128,4 +129,15 @@ func Healthz(w http.ResponseWriter, _ *http.Request) {
 func Probes(mux *http.ServeMux, checks ...Check) {
 	mux.HandleFunc("/healthz", Healthz)
 	mux.HandleFunc("/readyz", Readyz(checks...))
+}
+
+// Profiling adds Go's profiles under /debug/pprof/ to mux. It belongs on
+// the private operations listener only (METRICS_ADDR, WS_OPS_ADDR): a
+// profile shows the program's internals and costs CPU while it runs.
+func Profiling(mux *http.ServeMux) {
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }

@@ -41,6 +41,10 @@ type Options struct {
 	// keeping no worker heartbeats and refusing ListWorkers, for the test
 	// of what the system status does on such a server.
 	WithoutWorkerHeartbeats bool
+	// SQLiteDefaults keeps SQLite's own journal and syncs for DBFile
+	// instead of the write-ahead log: only for the benchmark that measures
+	// what the pragmas buy.
+	SQLiteDefaults bool
 }
 
 // Server is a running dev server that this process started.
@@ -112,7 +116,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		if err := os.MkdirAll(filepath.Dir(opts.DBFile), 0o755); err != nil {
 			return nil, err
 		}
-		args = append(args, "--db-filename", opts.DBFile,
+		args = append(args, "--db-filename", opts.DBFile)
+	}
+	if opts.DBFile != "" && !opts.SQLiteDefaults {
+		args = append(args,
 			// SQLite's defaults (a rollback journal, a sync on every
 			// commit) make the dev server's file the bottleneck of every
 			// order: with a write-ahead log and syncs at checkpoints only,
