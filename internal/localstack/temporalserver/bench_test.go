@@ -2,7 +2,6 @@ package temporalserver_test
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -80,7 +79,6 @@ func BenchmarkSQLite(b *testing.B) {
 		b.Logf("%s: median %.1f orders/s (%.2fx the default journal), p50 %.0f ms (%.2fx)", s.name,
 			rate, rate/median(base.perSecond), p50*1000, p50/median(base.p50))
 	}
-	fmt.Println() // the logs above print after the benchmark line otherwise
 }
 
 func median(xs []float64) float64 {
