@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -34,6 +36,7 @@ func runFanout(ctx context.Context, appCfg config.Config, log *zap.Logger, args 
 	rate := fs.Float64("rate", 50, "events produced per second")
 	duration := fs.Duration("duration", 20*time.Second, "how long to produce events")
 	drain := fs.Duration("drain", 10*time.Second, "longest wait after the last event for every client to have every event")
+	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of this process (the clients) to this file")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -56,6 +59,17 @@ func runFanout(ctx context.Context, appCfg config.Config, log *zap.Logger, args 
 		if cfg.AdminEmail, cfg.AdminPassword, err = readAdminCredentials(filepath.Join(*dataDir, "admin-credentials.txt")); err != nil {
 			return err
 		}
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	res, err := loadgen.Fanout(ctx, cfg)
 	if err != nil {

@@ -222,7 +222,7 @@ func Fanout(ctx context.Context, cfg FanoutConfig) (*FanoutResult, error) {
 		readers.Go(func() { run.read(c) })
 	}
 	cpuBefore := processCPU()
-	stopProgress := run.showProgress(ctx, len(clients))
+	stopProgress := run.showProgress(ctx, clients)
 	res.Start = time.Now()
 	res.ProduceErrors = run.produce(ctx, producer)
 	run.drain(ctx, len(clients))
@@ -257,9 +257,8 @@ type fanoutRun struct {
 		sync.Mutex
 		h *hdrhistogram.Histogram
 	}
-	delivered, complete, dropped atomic.Int64
-	produced                     atomic.Int64
-	stopping                     atomic.Bool
+	complete, dropped, produced atomic.Int64
+	stopping                    atomic.Bool
 }
 
 func newFanoutRun(cfg FanoutConfig, events int) *fanoutRun {
@@ -279,7 +278,9 @@ func newFanoutRun(cfg FanoutConfig, events int) *fanoutRun {
 // naming how many it opened if one cannot be.
 func (r *fanoutRun) connect(ctx context.Context, token string) ([]*fanoutClient, error) {
 	clients := make([]*fanoutClient, r.cfg.Clients)
-	dialer := &websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 1024}
+	// A read buffer that holds a batch of frames (the hub writes what it
+	// has queued for a client at once) takes them with one system call.
+	dialer := &websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 16 << 10, WriteBufferSize: 1024}
 	var opened atomic.Int64
 	stop := r.every(ctx, func() string {
 		return fmt.Sprintf("%d of %d clients connected and subscribed", opened.Load(), r.cfg.Clients)
@@ -375,7 +376,7 @@ func (r *fanoutRun) summarize(res *FanoutResult, clients []*fanoutClient) {
 	res.End = res.Start
 	for _, c := range clients {
 		<-c.finished
-		res.Deliveries += c.received
+		res.Deliveries += c.received.Load()
 		res.Duplicates += c.duplicates
 		res.OutOfOrder += c.outOfOrder
 		res.ErrorFrames += c.errorFrames
@@ -383,7 +384,7 @@ func (r *fanoutRun) summarize(res *FanoutResult, clients []*fanoutClient) {
 		if c.closedBy != "" {
 			res.Dropped[c.closedBy]++
 		} else {
-			res.Missed += int64(r.events) - c.received
+			res.Missed += int64(r.events) - c.received.Load()
 		}
 		if c.last.After(res.End) {
 			res.End = c.last
@@ -414,16 +415,20 @@ func (r *fanoutRun) every(ctx context.Context, line func() string) (stop func())
 	return func() { cancel(); wg.Wait() }
 }
 
-func (r *fanoutRun) showProgress(ctx context.Context, clients int) (stop func()) {
+func (r *fanoutRun) showProgress(ctx context.Context, clients []*fanoutClient) (stop func()) {
 	began := time.Now()
 	var lastN int64
 	lastAt := began
 	return r.every(ctx, func() string {
-		n, now := r.delivered.Load(), time.Now()
+		var n int64
+		for _, c := range clients {
+			n += c.received.Load()
+		}
+		now := time.Now()
 		rate := float64(n-lastN) / now.Sub(lastAt).Seconds()
 		lastN, lastAt = n, now
 		return fmt.Sprintf("%s: %d of %d events produced, %d deliveries (%.0f/s), %d of %d clients have every event, %d dropped",
-			now.Sub(began).Round(time.Second), r.produced.Load(), r.events, n, rate, r.complete.Load(), clients, r.dropped.Load())
+			now.Sub(began).Round(time.Second), r.produced.Load(), r.events, n, rate, r.complete.Load(), len(clients), r.dropped.Load())
 	})
 }
 
@@ -462,10 +467,20 @@ func (r *FanoutResult) Print(w io.Writer) error {
 		fmt.Fprintf(tw, "hub memory\tbefore: RSS %s, heap+stacks %s; subscribed: RSS %s, heap+stacks %s; after the events: RSS %s\n",
 			mib(h.Before.RSS), mib(h.Before.Heap+h.Before.Stacks), mib(h.Connected.RSS), mib(h.Connected.Heap+h.Connected.Stacks), mib(h.After.RSS))
 		fmt.Fprintf(tw, "hub memory per connection\tRSS %.1f KiB, heap+stacks %.1f KiB%s\n", rss/1024, heap/1024, gc)
+		if mean, p99, ok := h.DispatchDelay(); ok {
+			bound := "≤ " + roundDuration(p99).String()
+			if p99 == time.Duration(math.MaxInt64) {
+				bound = "past the last bucket"
+			}
+			fmt.Fprintf(tw, "produce→hub dispatch	mean %s, p99 %s (the hub's own histogram: the Kafka part of the delay)\n", roundDuration(mean), bound)
+		}
 		cpu := h.After.CPU - h.Connected.CPU
 		span := h.After.At.Sub(h.Connected.At)
 		fmt.Fprintf(tw, "hub CPU\t%.1f s over %s (%.2f cores), %.2f µs per delivery\n", cpu, span.Round(100*time.Millisecond),
 			cpu/span.Seconds(), cpu*1e6/float64(max(r.Deliveries, 1)))
+		if fpw := h.FramesPerWrite(); fpw > 0 {
+			fmt.Fprintf(tw, "hub socket writes\t%.0f, %.2f frames each\n", h.After.Writes-h.Connected.Writes, fpw)
+		}
 	}
 	if r.ClientCPU > 0 {
 		fmt.Fprintf(tw, "client CPU\t%.1f s (this process, from the first event to the end), %.2f µs per delivery\n",
@@ -475,9 +490,19 @@ func (r *FanoutResult) Print(w io.Writer) error {
 		return err
 	}
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	_, err := fmt.Fprintf(w, "fanout-result clients=%d events=%d p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f deliveries_per_s=%.0f missed=%d duplicated=%d out_of_order=%d dropped=%d rss_kib_per_conn=%.1f heap_kib_per_conn=%.1f\n",
+	var dispatch time.Duration
+	var hubCPU, framesPerWrite float64
+	if h := r.Hub; h != nil {
+		dispatch, _, _ = h.DispatchDelay()
+		hubCPU = (h.After.CPU - h.Connected.CPU) * 1e6 / float64(max(r.Deliveries, 1))
+		framesPerWrite = h.FramesPerWrite()
+	}
+	_, err := fmt.Fprintf(w, "fanout-result clients=%d events=%d p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f max_ms=%.2f deliveries_per_s=%.0f "+
+		"missed=%d duplicated=%d out_of_order=%d dropped=%d rss_kib_per_conn=%.1f heap_kib_per_conn=%.1f "+
+		"hub_dispatch_mean_ms=%.2f hub_cpu_us_per_delivery=%.2f client_cpu_us_per_delivery=%.2f frames_per_write=%.2f\n",
 		r.Clients, r.Events, ms(r.Delay.P50), ms(r.Delay.P90), ms(r.Delay.P99), ms(r.Delay.Max), r.DeliveriesPerSecond(),
-		r.Missed, r.Duplicates, r.OutOfOrder, r.DroppedClients(), rss/1024, heap/1024)
+		r.Missed, r.Duplicates, r.OutOfOrder, r.DroppedClients(), rss/1024, heap/1024,
+		ms(dispatch), hubCPU, float64(r.ClientCPU.Microseconds())/float64(max(r.Deliveries, 1)), framesPerWrite)
 	return err
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"time"
 
@@ -25,6 +26,14 @@ type HubSample struct {
 	// Collected says the hub collected its garbage just before (its
 	// /debug/pprof/heap?gc=1 does), so that Heap is live memory only.
 	Collected bool
+	// Queued and Writes are the hub's counts of events queued to clients
+	// and of the socket writes that sent them (ordersaga_ws_events_delivered_total,
+	// ordersaga_ws_socket_writes_total); zero if it exports none.
+	Queued, Writes float64
+	// Dispatch is the hub's histogram of the delay from produce to its
+	// dispatch (ordersaga_ws_kafka_to_hub_seconds): the Kafka part of
+	// the delay the clients see. Nil if the hub exports none.
+	Dispatch *dto.Histogram
 }
 
 // HubFigures are the hub's samples: before the clients connected, once
@@ -87,7 +96,44 @@ func (h *hubReader) sample(ctx context.Context) (HubSample, error) {
 		}
 		*into = v
 	}
+	s.Queued, _ = value(families["ordersaga_ws_events_delivered_total"])
+	s.Writes, _ = value(families["ordersaga_ws_socket_writes_total"])
+	if mf := families["ordersaga_ws_kafka_to_hub_seconds"]; mf != nil && len(mf.GetMetric()) == 1 {
+		s.Dispatch = mf.GetMetric()[0].GetHistogram()
+	}
 	return s, nil
+}
+
+// FramesPerWrite is how many frames the hub sent per socket write during
+// the run: above one when its writers find several queued, which is when
+// it runs short of time to write each as it comes. Zero if unknown.
+func (h HubFigures) FramesPerWrite() float64 {
+	if w := h.After.Writes - h.Connected.Writes; w > 0 {
+		return (h.After.Queued - h.Connected.Queued) / w
+	}
+	return 0
+}
+
+// DispatchDelay is the mean and the 99th percentile (the upper bound of
+// its bucket) of the delay from produce to the hub's dispatch, between
+// the clients' subscription and the end of the run; ok is false if the
+// hub exports no such histogram or dispatched nothing.
+func (h HubFigures) DispatchDelay() (mean, p99 time.Duration, ok bool) {
+	a, b := h.Connected.Dispatch, h.After.Dispatch
+	if a == nil || b == nil || b.GetSampleCount() <= a.GetSampleCount() {
+		return 0, 0, false
+	}
+	n := b.GetSampleCount() - a.GetSampleCount()
+	seconds := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+	mean = seconds((b.GetSampleSum() - a.GetSampleSum()) / float64(n))
+	p99 = time.Duration(math.MaxInt64)
+	for i, bk := range b.GetBucket() {
+		if i < len(a.GetBucket()) && float64(bk.GetCumulativeCount()-a.GetBucket()[i].GetCumulativeCount()) >= 0.99*float64(n) {
+			p99 = seconds(bk.GetUpperBound())
+			break
+		}
+	}
+	return mean, p99, true
 }
 
 func (h *hubReader) get(ctx context.Context, path string) (*http.Response, error) {
