@@ -75,11 +75,11 @@ load: build
 	deploy/loadtest/run.sh
 
 # Against a running `make dev` (another terminal): websocket fan-out with
-# the hub in a process of its own. deploy/loadtest/fanout.sh starts
-# `ordersaga ws` on ports and a Kafka topic of its own (no dashboard sees
-# the synthetic orders), runs `ordersaga fanout` three times (5,000 clients
-# on "all", 50 events/s for 20 s), prints each run and the medians, and
-# stops the hub. FANOUTFLAGS passes flags, e.g. FANOUTFLAGS='--clients 1000'.
+# the hub in a process of its own. deploy/loadtest/fanout.sh runs
+# `ordersaga fanout` three times (5,000 clients on "all", 50 events/s for
+# 20 s), each against a fresh `ordersaga ws` on ports and a Kafka topic of
+# its own (no dashboard sees the synthetic orders), and prints each run and
+# the medians. FANOUTFLAGS passes flags, e.g. FANOUTFLAGS='--clients 1000'.
 fanout: build
 	deploy/loadtest/fanout.sh
 

@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # Measures websocket fan-out against a running `make dev`, with the hub in a
-# process of its own: starts `ordersaga ws` on its own ports, consuming a
-# topic of its own (so that no real dashboard sees the synthetic orders),
-# runs `ordersaga fanout` against it three times, prints each run and the
-# medians, and stops the hub.
+# process of its own: for each of three runs, starts `ordersaga ws` on ports
+# of its own, consuming a topic of its own (so that no real dashboard sees
+# the synthetic orders), runs `ordersaga fanout` against it and stops it;
+# then prints the medians of the runs.
 #
 # The dev stack's settings come from the same variables `make dev` reads:
 # ORDERSAGA_DATA_DIR (credentials and the JWT secret), GATEWAY_ADDR,
 # DEV_KAFKA_PORT or KAFKA_BROKERS, DEV_POSTGRES_PORT or DATABASE_URL.
 # FANOUT_WS_ADDR and FANOUT_OPS_ADDR are the benchmark hub's ports,
 # FANOUT_TOPIC its topic, FANOUTFLAGS more flags for `ordersaga fanout`
-# (e.g. FANOUTFLAGS='--clients 1000'), RUNS the number of runs, and
-# PROFILE=file.pprof takes a CPU profile of the hub during the first run.
+# (e.g. FANOUTFLAGS='--clients 1000'), RUNS the number of runs,
+# ORDERSAGA_HUB_BIN another build's binary for the hub (to compare two
+# builds with the same clients), and PROFILE=file.pprof takes a CPU profile
+# of the hub during the first run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=${ORDERSAGA_BIN:-.bin/ordersaga}
+hub_bin=${ORDERSAGA_HUB_BIN:-$bin}
 data=${ORDERSAGA_DATA_DIR:-.data}
 base=${BASE:-http://${GATEWAY_ADDR:-127.0.0.1:8080}}
 kafka=${KAFKA_BROKERS:-127.0.0.1:${DEV_KAFKA_PORT:-9092}}
@@ -48,7 +51,7 @@ start_hub() {
   env -u KAFKA_TOPIC -u WS_PUBLIC_URL -u WS_OPS_URL \
     KAFKA_TOPIC="$topic" KAFKA_BROKERS="$kafka" DATABASE_URL="$database" JWT_SECRET="$(cat "$data/jwt-secret")" \
     WS_ADDR="$ws_addr" WS_OPS_ADDR="$ops_addr" LOG_LEVEL=warn \
-    "$bin" ws >>"$work/hub.log" 2>&1 &
+    "$hub_bin" ws >>"$work/hub.log" 2>&1 &
   hub=$!
   for _ in $(seq 100); do
     curl -fsS -o /dev/null "http://$ops_addr/readyz" 2>/dev/null && break
