@@ -6,7 +6,7 @@ WORKFLOWCHECK := $(BIN)/workflowcheck
 # Integration tests start real servers per package; two at a time fit 2 cores.
 TESTFLAGS ?= -count=1 -p 2 -timeout 14m
 
-.PHONY: dev test lint build tools fmtcheck vet spectral bench load histories clean-data faults
+.PHONY: dev test lint build tools fmtcheck vet spectral bench load fanout histories clean-data faults
 
 build:
 	$(GO) build -o $(BIN)/ordersaga ./cmd/ordersaga
@@ -76,6 +76,15 @@ LOADFLAGS ?= --orders 300 --concurrency 20 --ceiling --rounds 3 --cpu --report l
 load: build
 	$(BIN)/ordersaga load $(LOADFLAGS)
 	deploy/loadtest/run.sh
+
+# Against a running `make dev` (another terminal): websocket fan-out with
+# the hub in a process of its own. deploy/loadtest/fanout.sh runs
+# `ordersaga fanout` three times (5,000 clients on "all", 50 events/s for
+# 20 s), each against a fresh `ordersaga ws` on ports and a Kafka topic of
+# its own (no dashboard sees the synthetic orders), and prints each run and
+# the medians. FANOUTFLAGS passes flags, e.g. FANOUTFLAGS='--clients 1000'.
+fanout: build
+	deploy/loadtest/fanout.sh
 
 # Removes the local stack's data (PostgreSQL, Kafka, Temporal).
 clean-data:

@@ -31,6 +31,7 @@ const eventRate = 50
 // events produced to Kafka at 50/s. It reports events/s delivered to
 // clients, the delay from produce to client (p50, p99) and the memory per
 // connection (hub and client sides together: both run in this process).
+// make fanout measures the hub alone, in a process of its own.
 //
 // Run: go test -run '^$' -bench Fanout -benchtime 200x -count 3 ./ws/
 func BenchmarkFanout(b *testing.B) {

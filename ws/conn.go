@@ -3,6 +3,7 @@ package ws
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/url"
@@ -38,17 +39,19 @@ const (
 	replayLimit = 10 * time.Second
 )
 
-// conn is one client. Its writer goroutine is the only one that writes to
-// the socket; everything else queues to send.
+// conn is one client. Its writer goroutine is the only one that writes
+// data to the socket; everything else queues to send.
 type conn struct {
 	hub    *Hub
 	ws     *websocket.Conn
 	claims authn.Claims
-	log    *zap.Logger
-	send   chan []byte
+	// ready wakes the writer (one slot): the queue has frames.
+	ready chan struct{}
 	// expires is the token's exp: the connection ends then, since the
 	// token was its only authorization.
 	expires time.Time
+	// deadline is the socket's write deadline as the writer last set it.
+	deadline time.Time
 
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -56,49 +59,34 @@ type conn struct {
 	closeText string
 
 	mu sync.Mutex
-	// last is the highest seq sent per order: it makes delivery once per
-	// event and in seq order, whatever Kafka or a replay repeats.
+	// last is the highest seq sent per order that this connection
+	// subscribed to by id: it keeps a replay and the live events that
+	// arrive meanwhile once per event and in seq order. Live events come
+	// once and in order already (the hub's sequencer), so an order seen
+	// only through a scope needs no entry, and a long-lived "all"
+	// connection stays small.
 	last map[uuid.UUID]int
 	// replaying holds live events of an order whose replay is running.
 	replaying map[uuid.UUID][]pending
+	// queue holds the frames the writer has yet to send; a client whose
+	// queue reaches the hub's SendBuffer is too slow. A slice rather than
+	// a channel of that size: an idle connection holds none of it, and the
+	// writer takes all that is queued at once.
+	queue []*outFrame
+	// spare is the writer's: the queue's last slice, emptied, for the
+	// queue to use again rather than allocate a slice for every event.
+	spare []*outFrame
 	// orders, all and mine are this connection's subscriptions, as the
 	// hub's maps hold them. deliver checks them under mu, because Dispatch
 	// may hand over an event it routed just before a subscription ended.
 	orders map[uuid.UUID]bool
 	all    bool
 	mine   bool
-	// finished remembers the final seq of recently finished orders that
-	// this connection follows only through a scope, so that last holds
-	// open orders only and a long-lived "all" connection stays small.
-	finished finishedRing
-}
-
-// finishedRing is a bounded memory of finished orders' final seqs: enough to
-// drop the late duplicates an at-least-once relay may send after the end.
-type finishedRing struct {
-	seq  map[uuid.UUID]int
-	ring []uuid.UUID
-	next int
-}
-
-const finishedMemory = 4096
-
-func (f *finishedRing) add(id uuid.UUID, seq int) {
-	if f.seq == nil {
-		f.seq = make(map[uuid.UUID]int, finishedMemory)
-		f.ring = make([]uuid.UUID, finishedMemory)
-	}
-	if old := f.ring[f.next]; old != uuid.Nil {
-		delete(f.seq, old)
-	}
-	f.ring[f.next] = id
-	f.seq[id] = seq
-	f.next = (f.next + 1) % finishedMemory
 }
 
 type pending struct {
-	e    order.OrderEvent
-	data []byte
+	e order.OrderEvent
+	f *outFrame
 }
 
 // ServeHTTP upgrades an authenticated request to a websocket.
@@ -118,23 +106,45 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(`{"error":{"code":"unauthenticated","message":"connect with ?token=<login token> or an Authorization header"}}`))
 		return
 	}
-	up := websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 4096, WriteBufferPool: &h.writeBuffers, CheckOrigin: h.checkOrigin}
+	// Events go out as frames the hub encodes once (conn.write); gorilla
+	// writes only control frames, and with a pool it holds no write
+	// buffer.
+	up := websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 256, WriteBufferPool: &h.writeBuffers, CheckOrigin: h.checkOrigin}
 	ws, err := up.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader answered the client
 	}
 	c := &conn{
-		hub: h, ws: ws, claims: claims, expires: expires, send: make(chan []byte, h.settings.SendBuffer), closing: make(chan struct{}),
-		log:  h.log.With(zap.String("user_id", claims.UserID.String())),
+		hub: h, ws: ws, claims: claims, expires: expires, ready: make(chan struct{}, 1), closing: make(chan struct{}),
 		last: map[uuid.UUID]int{}, replaying: map[uuid.UUID][]pending{}, orders: map[uuid.UUID]bool{},
 	}
+	// The client's close frame is answered by the writer, after whatever
+	// it is writing: nothing may follow the answer.
+	ws.SetCloseHandler(func(code int, _ string) error {
+		c.close(code, "")
+		return nil
+	})
+	// A pong sets the socket's write deadline as far as the writer's,
+	// which counts on no control frame bringing it nearer (gorilla's
+	// own handler gives a pong one second).
+	ws.SetPingHandler(func(data string) error {
+		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(writeWait))
+		var ne net.Error
+		if errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) {
+			return nil // as gorilla's own: the reader goes on, and the writer meets the socket's state
+		}
+		return err
+	})
 	if !h.register(c) {
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeGoingAway, "server shutting down"), time.Now().Add(writeWait))
 		ws.Close()
 		return
 	}
+	// The reader runs apart from the request's goroutine, which returns:
+	// net/http keeps the request's buffers for as long as that goroutine
+	// runs, some 9 KiB that a websocket never uses again.
 	go c.writer()
-	c.reader()
+	go c.reader()
 }
 
 // tokenExpiry reads the exp claim of a token that Verify has accepted
@@ -176,6 +186,13 @@ type frame struct {
 	OrderID  string `json:"order_id"`
 	Scope    string `json:"scope"`
 	AfterSeq *int   `json:"after_seq"`
+}
+
+// logger is the hub's logger with the connection's user, built when a
+// line is written: few connections ever log, and a logger per connection
+// would hold an encoder buffer for each.
+func (c *conn) logger() *zap.Logger {
+	return c.hub.log.With(zap.String("user_id", c.claims.UserID.String()))
 }
 
 func (c *conn) reader() {
@@ -293,7 +310,7 @@ func (c *conn) subscribeOrder(raw string, afterSeq *int) {
 			return
 		}
 		if err != nil {
-			c.log.Warn("owner check failed", zap.String("order_id", id.String()), zap.Error(err))
+			c.logger().Warn("owner check failed", zap.String("order_id", id.String()), zap.Error(err))
 			c.mu.Lock()
 			c.orderErrorLocked(apperr.Unavailable, id, "could not check the order: subscribe again with after_seq set to the last seq you received for this order")
 			c.mu.Unlock()
@@ -301,17 +318,15 @@ func (c *conn) subscribeOrder(raw string, afterSeq *int) {
 		}
 	}
 	c.mu.Lock()
-	// What the scopes had delivered of this order, restored if the replay
-	// fails so that they go on as if this subscription never happened.
+	// What this connection had sent of the order, restored if the replay
+	// fails so that it goes on as if this subscription never happened.
 	prevLast, hadLast := c.last[id]
-	prevFinished, hadFinished := c.finished.seq[id]
 	c.orders[id] = true
 	if afterSeq != nil {
 		c.replaying[id] = []pending{}
+		// The client asks for these events again: what was sent before
+		// must not hide them.
 		c.last[id] = *afterSeq
-		// The client asks for these events again: what a scope delivered
-		// before must not hide them.
-		delete(c.finished.seq, id)
 	}
 	c.mu.Unlock()
 	c.hub.mu.Lock()
@@ -333,15 +348,12 @@ func (c *conn) subscribeOrder(raw string, afterSeq *int) {
 	delete(c.replaying, id)
 	sort.SliceStable(held, func(i, j int) bool { return held[i].e.Seq < held[j].e.Seq })
 	if err != nil {
-		c.log.Warn("replay failed; the subscription is dropped and the client told to subscribe again",
+		c.logger().Warn("replay failed; the subscription is dropped and the client told to subscribe again",
 			zap.String("order_id", id.String()), zap.Int("after_seq", *afterSeq), zap.Error(err))
 		delete(c.orders, id)
 		delete(c.last, id)
 		if hadLast {
 			c.last[id] = prevLast
-		}
-		if hadFinished {
-			c.finished.seq[id] = prevFinished
 		}
 		// The error frame goes first: after it, only what a scope of this
 		// connection covers arrives, as it would have without this
@@ -350,31 +362,37 @@ func (c *conn) subscribeOrder(raw string, afterSeq *int) {
 			"could not replay the order's events, and the subscription is dropped: subscribe again with after_seq set to the last seq you received for this order")
 		for _, p := range held {
 			if c.wantsLocked(p.e) {
-				c.emitLocked(p.e, p.data)
+				c.emitLocked(p.e, p.f)
 			}
 		}
 		return
 	}
 	for _, e := range events {
 		data, _ := json.Marshal(e)
-		c.emitLocked(e, data)
+		c.emitLocked(e, textFrame(data))
 	}
 	for _, p := range held {
-		c.emitLocked(p.e, p.data)
+		c.emitLocked(p.e, p.f)
 	}
 }
 
-func (c *conn) deliver(e order.OrderEvent, data []byte) {
+// deliver queues a live event, framed as f, if a subscription of this
+// connection still covers it.
+func (c *conn) deliver(e order.OrderEvent, f *outFrame) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if held, ok := c.replaying[e.OrderID]; ok {
-		c.replaying[e.OrderID] = append(held, pending{e, data})
-		return
+	// (The maps are looked into only when they hold something: an "all"
+	// connection has them empty, and takes every event of the hub.)
+	if len(c.replaying) > 0 {
+		if held, ok := c.replaying[e.OrderID]; ok {
+			c.replaying[e.OrderID] = append(held, pending{e, f})
+			return
+		}
 	}
 	if !c.wantsLocked(e) {
 		return // routed just before its subscription ended
 	}
-	c.emitLocked(e, data)
+	c.emitLocked(e, f)
 }
 
 // wantsLocked says whether a subscription of this connection covers e.
@@ -382,17 +400,25 @@ func (c *conn) wantsLocked(e order.OrderEvent) bool {
 	return c.all || c.orders[e.OrderID] || (c.mine && e.CustomerID == c.claims.UserID)
 }
 
-// emitLocked queues an event unless this connection already had it.
-func (c *conn) emitLocked(e order.OrderEvent, data []byte) {
-	if e.Seq <= c.last[e.OrderID] || e.Seq <= c.finished.seq[e.OrderID] {
-		return
+// emitLocked queues an event unless this connection already sent it
+// (or a later one of its order) for a subscription by id.
+func (c *conn) emitLocked(e order.OrderEvent, f *outFrame) {
+	if len(c.last) > 0 || len(c.orders) > 0 {
+		if last, ok := c.last[e.OrderID]; ok {
+			if e.Seq <= last {
+				return
+			}
+			if e.Status.Terminal() && !c.orders[e.OrderID] {
+				// Unsubscribed by id: the order's end is the end of its entry.
+				delete(c.last, e.OrderID)
+			} else {
+				c.last[e.OrderID] = e.Seq
+			}
+		} else if c.orders[e.OrderID] {
+			c.last[e.OrderID] = e.Seq
+		}
 	}
-	c.last[e.OrderID] = e.Seq
-	if e.Status.Terminal() && !c.orders[e.OrderID] {
-		delete(c.last, e.OrderID)
-		c.finished.add(e.OrderID, e.Seq)
-	}
-	c.queueLocked(data)
+	c.queueLocked(f)
 	c.hub.m.delivered.Inc()
 }
 
@@ -400,21 +426,27 @@ func (c *conn) emitLocked(e order.OrderEvent, data []byte) {
 func (c *conn) tracked() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.last) + len(c.finished.seq)
+	return len(c.last)
 }
 
-func (c *conn) queueLocked(data []byte) {
+func (c *conn) queueLocked(f *outFrame) {
 	select {
 	case <-c.closing:
 		return // the writer sends nothing more but the close frame
 	default:
 	}
-	select {
-	case c.send <- data:
-	default:
+	if len(c.queue) >= c.hub.settings.SendBuffer {
 		c.hub.m.dropped.Inc()
-		c.log.Info("client too slow; disconnecting")
+		c.logger().Info("client too slow; disconnecting")
 		c.close(closeTooSlow, "too slow: reconnect and resubscribe with after_seq")
+		return
+	}
+	c.queue = append(c.queue, f)
+	if len(c.queue) == 1 {
+		select {
+		case c.ready <- struct{}{}:
+		default: // the writer is awake already
+		}
 	}
 }
 
@@ -426,7 +458,7 @@ func (c *conn) error(code, msg string) {
 
 func (c *conn) errorLocked(code, msg string) {
 	data, _ := json.Marshal(map[string]string{"type": "error", "code": code, "message": msg})
-	c.queueLocked(data)
+	c.queueLocked(textFrame(data))
 }
 
 // orderErrorLocked is an error frame about one order's subscription; it
@@ -434,7 +466,7 @@ func (c *conn) errorLocked(code, msg string) {
 // subscribe to again.
 func (c *conn) orderErrorLocked(code string, id uuid.UUID, msg string) {
 	data, _ := json.Marshal(map[string]string{"type": "error", "code": code, "message": msg, "order_id": id.String()})
-	c.queueLocked(data)
+	c.queueLocked(textFrame(data))
 }
 
 // close asks the writer to send a close frame and end the connection.
@@ -465,9 +497,9 @@ func (c *conn) writer() {
 		}
 		select {
 		case <-expiry.C:
-			c.log.Info("token expired; closing the connection", zap.Time("expired_at", c.expires))
+			c.logger().Info("token expired; closing the connection", zap.Time("expired_at", c.expires))
 			c.close(closeTokenExpired, "token expired: reconnect with a fresh token and resume with after_seq")
-		case msg := <-c.send:
+		case <-c.ready:
 			if !c.expires.IsZero() && !time.Now().Before(c.expires) {
 				// The timer and a queued event were ready together and
 				// select chose the event: the token has ended all the same.
@@ -475,8 +507,7 @@ func (c *conn) writer() {
 				c.writeClose()
 				return
 			}
-			_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
-			if err := c.ws.WriteMessage(websocket.TextMessage, msg); err != nil {
+			if err := c.write(); err != nil {
 				c.close(websocket.CloseAbnormalClosure, "")
 				return
 			}
@@ -490,6 +521,58 @@ func (c *conn) writer() {
 			return
 		}
 	}
+}
+
+// write sends whatever is queued with one system call where the socket
+// allows it (writev on TCP). Under load the writer finds several frames
+// queued, and sending them together is what lets one hub feed thousands
+// of clients: a write costs mostly the call, not the bytes. Only the
+// writer writes data frames; gorilla writes the control frames (pings,
+// pongs, close) each with one call on the same socket, so the two never
+// interleave within a frame.
+func (c *conn) write() error {
+	c.mu.Lock()
+	frames := c.queue
+	c.queue, c.spare = c.spare, nil
+	c.mu.Unlock()
+	if len(frames) == 0 {
+		return nil
+	}
+	defer func() {
+		// Kept for the next turn unless a burst grew it.
+		clear(frames)
+		if cap(frames) <= 16 {
+			c.spare = frames[:0]
+		}
+	}()
+	// The slice that gathers the frames' bytes is lent, so that an idle
+	// connection holds none.
+	bufs, _ := c.hub.batches.Get().(*net.Buffers)
+	if bufs == nil {
+		bufs = new(net.Buffers)
+	}
+	b := (*bufs)[:0]
+	for _, f := range frames {
+		b = append(b, f.b)
+	}
+	var err error
+	sock := c.ws.UnderlyingConn()
+	// The deadline moves only once it is a second nearer than writeWait:
+	// setting it costs more than a write, and every control frame sets
+	// it at least as far (see the ping handler).
+	if now := time.Now(); now.Add(writeWait - time.Second).After(c.deadline) {
+		c.deadline = now.Add(writeWait)
+		err = sock.SetWriteDeadline(c.deadline)
+	}
+	if err == nil {
+		c.hub.m.writes.Inc()
+		out := b // WriteTo consumes its receiver; b keeps the slice for the pool
+		_, err = out.WriteTo(sock)
+	}
+	clear(b)
+	*bufs = b[:0]
+	c.hub.batches.Put(bufs)
+	return err
 }
 
 // writeClose sends the close frame that close asked for.

@@ -15,16 +15,18 @@ import (
 )
 
 // TestScopeConnectionMemoryIsBounded: a connection following "all" over
-// 20,000 orders remembers the open ones and a bounded window of finished
-// ones, and still drops a late duplicate of a recently finished order.
+// 20,000 orders remembers none of them, the hub remembers the open ones
+// and a bounded window of finished ones, and a late duplicate of a
+// recently finished order is still dropped.
 func TestScopeConnectionMemoryIsBounded(t *testing.T) {
 	h := New(Deps{Log: testkit.Logger()}, Settings{SendBuffer: 1 << 20})
-	c := &conn{hub: h, send: make(chan []byte, 1<<20), closing: make(chan struct{}), all: true,
-		last: map[uuid.UUID]int{}, replaying: map[uuid.UUID][]pending{}, orders: map[uuid.UUID]bool{}, log: testkit.Logger()}
+	c := &conn{hub: h, closing: make(chan struct{}), all: true,
+		last: map[uuid.UUID]int{}, replaying: map[uuid.UUID][]pending{}, orders: map[uuid.UUID]bool{}}
+	h.all[c] = struct{}{}
 	event := func(id uuid.UUID, seq int, status order.Status) {
 		e := order.OrderEvent{OrderID: id, Seq: seq, Status: status}.Complete()
 		data, _ := json.Marshal(e)
-		c.deliver(e, data)
+		h.Dispatch(e, data)
 	}
 	var lastID uuid.UUID
 	for i := 0; i < 20000; i++ {
@@ -35,17 +37,20 @@ func TestScopeConnectionMemoryIsBounded(t *testing.T) {
 	}
 	open := uuid.New()
 	event(open, 1, "PENDING")
-	if n := c.tracked(); n > finishedMemory+1 {
-		t.Errorf("the connection remembers %d orders; want at most %d", n, finishedMemory+1)
+	if n := c.tracked(); n != 0 {
+		t.Errorf("the connection remembers %d orders; want none", n)
 	}
-	before := len(c.send)
+	if n := h.sequence.tracked(); n > finishedMemory+1 {
+		t.Errorf("the hub remembers %d orders; want at most %d", n, finishedMemory+1)
+	}
+	before := len(c.queue)
 	event(lastID, 2, "CONFIRMED") // a late duplicate from a relay that took over
 	event(open, 1, "PENDING")
-	if len(c.send) != before {
+	if len(c.queue) != before {
 		t.Errorf("a duplicate was delivered")
 	}
-	if len(c.send) != 40001 {
-		t.Errorf("%d events delivered, want 40001", len(c.send))
+	if len(c.queue) != 40001 {
+		t.Errorf("%d events delivered, want 40001", len(c.queue))
 	}
 }
 
@@ -72,19 +77,18 @@ func TestExplicitReplayOfAFinishedOrder(t *testing.T) {
 		history = append(history, order.OrderEvent{OrderID: id, Seq: seq + 1, Status: st}.Complete())
 	}
 	h := New(Deps{Events: fakeEvents{history}, Log: testkit.Logger()}, Settings{})
-	c := &conn{hub: h, send: make(chan []byte, 64), closing: make(chan struct{}), claims: authn.Claims{Role: "admin"}, all: true,
-		last: map[uuid.UUID]int{}, replaying: map[uuid.UUID][]pending{}, orders: map[uuid.UUID]bool{}, log: testkit.Logger()}
+	c := &conn{hub: h, closing: make(chan struct{}), claims: authn.Claims{Role: "admin"}, all: true,
+		last: map[uuid.UUID]int{}, replaying: map[uuid.UUID][]pending{}, orders: map[uuid.UUID]bool{}}
+	h.all[c] = struct{}{}
 	for _, e := range history {
 		data, _ := json.Marshal(e)
-		c.deliver(e, data)
+		h.Dispatch(e, data)
 	}
-	for len(c.send) > 0 {
-		<-c.send
-	}
+	c.queue = nil
 	zero := 0
 	c.subscribeOrder(id.String(), &zero)
-	if len(c.send) != 4 {
-		t.Errorf("replay after a scope had the order: %d events, want 4", len(c.send))
+	if len(c.queue) != 4 {
+		t.Errorf("replay after a scope had the order: %d events, want 4", len(c.queue))
 	}
 }
 
@@ -111,22 +115,22 @@ func TestFailedReplayLeavesScopesWhole(t *testing.T) {
 		data, _ := json.Marshal(e)
 		return e, data
 	}
-	var c *conn
-	h := New(Deps{Events: failingEvents{during: func() { c.deliver(ev(3, "AUTHORIZED")) }}, Log: testkit.Logger()}, Settings{})
-	c = &conn{hub: h, send: make(chan []byte, 64), closing: make(chan struct{}), claims: authn.Claims{Role: "admin"}, all: true,
-		last: map[uuid.UUID]int{}, replaying: map[uuid.UUID][]pending{}, orders: map[uuid.UUID]bool{}, log: testkit.Logger()}
+	var h *Hub
+	h = New(Deps{Events: failingEvents{during: func() { h.Dispatch(ev(3, "AUTHORIZED")) }}, Log: testkit.Logger()}, Settings{})
+	c := &conn{hub: h, closing: make(chan struct{}), claims: authn.Claims{Role: "admin"}, all: true,
+		last: map[uuid.UUID]int{}, replaying: map[uuid.UUID][]pending{}, orders: map[uuid.UUID]bool{}}
 	h.all[c] = struct{}{}
-	c.deliver(ev(2, "RESERVED")) // what "all" delivered before
-	<-c.send
+	h.Dispatch(ev(2, "RESERVED")) // what "all" delivered before
+	c.queue = nil
 
 	zero := 0
 	c.subscribeOrder(id.String(), &zero)
-	c.deliver(ev(3, "AUTHORIZED")) // Kafka repeats it
-	c.deliver(ev(4, "CONFIRMED"))
+	h.Dispatch(ev(3, "AUTHORIZED")) // Kafka repeats it
+	h.Dispatch(ev(4, "CONFIRMED"))
 	var got []string
-	for len(c.send) > 0 {
+	for _, f := range c.queue {
 		var m map[string]any
-		_ = json.Unmarshal(<-c.send, &m)
+		_ = json.Unmarshal(payload(f), &m)
 		if m["type"] == "error" {
 			got = append(got, fmt.Sprintf("error:%v:%v", m["code"], m["order_id"] == id.String()))
 			continue
@@ -147,7 +151,7 @@ func TestFailedReplayLeavesScopesWhole(t *testing.T) {
 func TestLeavingTouchesOnlyItsOwnOrders(t *testing.T) {
 	h := New(Deps{Log: testkit.Logger()}, Settings{})
 	newConn := func() *conn {
-		c := &conn{hub: h, send: make(chan []byte, 16), closing: make(chan struct{}), log: testkit.Logger()}
+		c := &conn{hub: h, closing: make(chan struct{})}
 		if !h.register(c) {
 			t.Fatal("register refused")
 		}
@@ -184,4 +188,15 @@ func TestLeavingTouchesOnlyItsOwnOrders(t *testing.T) {
 	if st := h.Stats(); st.OrderSubs != 1001 || st.Connections != 1 {
 		t.Errorf("stats %+v, want 1001 order subscriptions on 1 connection", st)
 	}
+}
+
+// payload is what a client reads of f: its bytes after the frame header.
+func payload(f *outFrame) []byte {
+	switch f.b[1] {
+	case 126:
+		return f.b[4:]
+	case 127:
+		return f.b[10:]
+	}
+	return f.b[2:]
 }

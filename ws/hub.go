@@ -76,9 +76,13 @@ type Hub struct {
 	writers    sync.WaitGroup
 	// lag is the consumer lag seen at the last fetch, for /status.
 	lag atomic.Int64
-	// writeBuffers lends write buffers to connections only while they
-	// write, so an idle connection holds none.
-	writeBuffers sync.Pool
+	// sequence admits each event once, for every connection.
+	sequence sequencer
+	// writeBuffers is gorilla's write-buffer pool, which no connection
+	// draws from: the hub writes events itself, and gorilla only control
+	// frames, which need no buffer. batches lends the slices that gather
+	// a writer's frames, so that an idle connection holds none.
+	writeBuffers, batches sync.Pool
 }
 
 // Deps are what the hub runs on.
@@ -160,24 +164,37 @@ func (h *Hub) dispatchRecord(rec *kgo.Record) {
 }
 
 // Dispatch hands one event, and its JSON, to every connection subscribed
-// to it.
+// to it, unless the hub has dispatched it (or a later event of its order)
+// before. The hub's Kafka consumer calls it from one goroutine, which
+// keeps each order's events in seq order.
 func (h *Hub) Dispatch(e order.OrderEvent, data []byte) {
+	if !h.sequence.admit(e) {
+		return
+	}
+	f := textFrame(data)
 	h.mu.RLock()
-	targets := make([]*conn, 0, len(h.all)+len(h.byOrder[e.OrderID])+len(h.byCustomer[e.CustomerID]))
+	byOrder, byCustomer := h.byOrder[e.OrderID], h.byCustomer[e.CustomerID]
+	targets := make([]*conn, 0, len(h.all)+len(byOrder)+len(byCustomer))
 	for c := range h.all {
 		targets = append(targets, c)
 	}
-	for c := range h.byOrder[e.OrderID] {
-		targets = append(targets, c)
+	// A connection in two sets gets the event once: a connection that
+	// follows only scopes keeps no seqs to drop a second copy with.
+	for c := range byOrder {
+		if _, dup := h.all[c]; !dup {
+			targets = append(targets, c)
+		}
 	}
-	for c := range h.byCustomer[e.CustomerID] {
-		targets = append(targets, c)
+	for c := range byCustomer {
+		_, inAll := h.all[c]
+		_, inOrder := byOrder[c]
+		if !inAll && !inOrder {
+			targets = append(targets, c)
+		}
 	}
 	h.mu.RUnlock()
-	// A connection in two sets is handed the event twice; its seq check
-	// sends it once.
 	for _, c := range targets {
-		c.deliver(e, data)
+		c.deliver(e, f)
 	}
 }
 
@@ -309,6 +326,7 @@ func (h *Hub) Shutdown(ctx context.Context) {
 type hubMetrics struct {
 	connections prometheus.Gauge
 	delivered   prometheus.Counter
+	writes      prometheus.Counter
 	dropped     prometheus.Counter
 	delay       prometheus.Histogram
 	kafkaLag    prometheus.Gauge
@@ -318,11 +336,13 @@ func newHubMetrics(reg prometheus.Registerer) *hubMetrics {
 	m := &hubMetrics{
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ordersaga_ws_connections", Help: "Open websocket connections."}),
 		delivered:   prometheus.NewCounter(prometheus.CounterOpts{Name: "ordersaga_ws_events_delivered_total", Help: "Events queued to clients."}),
-		dropped:     prometheus.NewCounter(prometheus.CounterOpts{Name: "ordersaga_ws_slow_clients_dropped_total", Help: "Clients disconnected for falling behind."}),
+		writes: prometheus.NewCounter(prometheus.CounterOpts{Name: "ordersaga_ws_socket_writes_total",
+			Help: "Writes of queued frames to clients' sockets, each one system call for all that a client had queued."}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "ordersaga_ws_slow_clients_dropped_total", Help: "Clients disconnected for falling behind."}),
 		delay: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ordersaga_ws_kafka_to_hub_seconds", Help: "From produce to the hub's dispatch.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 		kafkaLag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ordersaga_ws_kafka_consumer_lag", Help: "Records on the topic the hub has not read yet."}),
 	}
-	metrics.Register(reg, m.connections, m.delivered, m.dropped, m.delay, m.kafkaLag)
+	metrics.Register(reg, m.connections, m.delivered, m.writes, m.dropped, m.delay, m.kafkaLag)
 	return m
 }

@@ -2,6 +2,7 @@ package ws_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/ordersaga/ordersaga/internal/authn"
 	"github.com/ordersaga/ordersaga/internal/testkit"
+	"github.com/ordersaga/ordersaga/workflows/order"
 	"github.com/ordersaga/ordersaga/ws"
 )
 
@@ -117,4 +119,83 @@ func TestPingsAndGracefulShutdown(t *testing.T) {
 		}
 		c2.Close()
 	}
+}
+
+// TestClientCloseIsAnswered: a client that closes gets the close frame
+// back with its code, after any event already on its way, and leaves.
+func TestClientCloseIsAnswered(t *testing.T) {
+	hub, url, tok := bareHub(t, ws.Settings{})
+	c, _, err := websocket.DefaultDialer.Dial(url+"?token="+tok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.WriteJSON(map[string]string{"type": "subscribe", "scope": "all"}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, "the subscription", 5*time.Second, func() bool { return hub.Stats().AllSubs == 1 })
+	for seq := 1; seq <= 3; seq++ {
+		dispatch(hub, uuid.New(), seq)
+	}
+	if err := c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, _, err := c.ReadMessage()
+		if err == nil {
+			continue // an event queued before the close
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure {
+			t.Fatalf("after closing, the client saw %v, want its close 1000 answered", err)
+		}
+		break
+	}
+	testkit.WaitFor(t, "the connection to leave", 5*time.Second, func() bool { return hub.Stats().Connections == 0 })
+}
+
+// TestEventsFlowAfterClientPings: a client that pings the hub gets its
+// pongs, and events go on reaching it long after (a pong must not leave
+// the socket with a write deadline that later events would miss).
+func TestEventsFlowAfterClientPings(t *testing.T) {
+	hub, url, tok := bareHub(t, ws.Settings{})
+	c, _, err := websocket.DefaultDialer.Dial(url+"?token="+tok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pongs := make(chan struct{}, 10)
+	c.SetPongHandler(func(string) error { pongs <- struct{}{}; return nil })
+	if err := c.WriteJSON(map[string]string{"type": "subscribe", "scope": "all"}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, "the subscription", 5*time.Second, func() bool { return hub.Stats().AllSubs == 1 })
+	dispatch(hub, uuid.New(), 1)
+	read := func() error {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _, err := c.ReadMessage() // the pong handler runs within
+		return err
+	}
+	if err := read(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WriteControl(websocket.PingMessage, []byte("hello"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	dispatch(hub, uuid.New(), 1)
+	if err := read(); err != nil {
+		t.Fatalf("an event 1.5 s after a ping: %v", err)
+	}
+	if len(pongs) != 1 {
+		t.Errorf("%d pongs for one ping", len(pongs))
+	}
+}
+
+// dispatch hands the hub an event, as its Kafka consumer does.
+func dispatch(hub *ws.Hub, id uuid.UUID, seq int) {
+	e := order.OrderEvent{OrderID: id, CustomerID: uuid.New(), Seq: seq, Status: order.Pending, OccurredAt: time.Now()}.Complete()
+	data, _ := json.Marshal(e)
+	hub.Dispatch(e, data)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -42,8 +43,9 @@ func (h *Hub) Handler() http.Handler {
 }
 
 // OpsHandler is the ops port (WS_OPS_ADDR): /metrics for Prometheus,
-// /status for the gateway's system status, and the probes again, so that
-// an operator on that port sees everything the hub says about itself.
+// /status for the gateway's system status, /debug/pprof/ for profiles,
+// and the probes again, so that an operator on that port sees everything
+// the hub says about itself.
 func (h *Hub) OpsHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
@@ -53,6 +55,14 @@ func (h *Hub) OpsHandler() http.Handler {
 	if h.reg != nil {
 		mux.Handle("/metrics", metrics.Handler(h.reg))
 	}
+	// The profiler, for a hub under load (make fanout profiles one, and
+	// reads its live heap through heap?gc=1): the ops port is the
+	// operators' alone, like /metrics.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	serve.Probes(mux, h.checks()...)
 	return mux
 }

@@ -39,6 +39,11 @@ commands:
        [--tokens tok_ok=90,tok_declined=10] [--cancel F] [--lines 1-3] [--report F.html]
                             place orders against a running stack, follow them over the
                             websocket hub and print throughput and latency (--help: all flags)
+  fanout --ws U --topic T [--ops U] [--clients N] [--rate R] [--duration D]
+                            connect N websocket clients to a hub that consumes topic T, each
+                            subscribed to all, produce synthetic order events to T and print
+                            the delay from produce to client and the hub's memory per
+                            connection (make fanout starts a hub of its own for it)
 
 Configuration is read from the environment; see README.md.
 `
@@ -71,11 +76,15 @@ func run(ctx context.Context, cmd string, args []string) error {
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	// load is a client of a running stack: it needs none of the secrets.
-	if cmd == "load" {
+	// load and fanout are clients of a running stack: they need none of
+	// the secrets.
+	if cmd == "load" || cmd == "fanout" {
 		log, err := logging.New(cfg.LogLevel, true)
 		if err != nil {
 			return err
+		}
+		if cmd == "fanout" {
+			return runFanout(ctx, cfg, log, args, os.Stdout, os.Stderr)
 		}
 		return runLoad(ctx, cfg, log, args, os.Stdout, os.Stderr)
 	}

@@ -50,23 +50,12 @@ func newFollower(wsURL, token string, onDrop func()) *follower {
 }
 
 // connect dials the hub and subscribes to the customer's orders. It
-// returns once the hub has taken the subscription: the hub acknowledges
-// nothing, but it answers a client's frames in order, so its error
-// answer to a deliberately empty frame sent after the subscription proves
-// the subscription was handled (and no order placed after it is missed).
+// returns once the hub has taken the subscription, so that no order placed
+// after it is missed.
 func (f *follower) connect(ctx context.Context) (*websocket.Conn, error) {
-	u, err := url.Parse(f.wsURL)
+	c, err := dialHub(ctx, websocket.DefaultDialer, f.wsURL, f.token)
 	if err != nil {
-		return nil, fmt.Errorf("websocket url %q: %w", f.wsURL, err)
-	}
-	q := u.Query()
-	q.Set("token", f.token)
-	u.RawQuery = q.Encode()
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	c, _, err := websocket.DefaultDialer.DialContext(dctx, u.String(), nil)
-	if err != nil {
-		return nil, fmt.Errorf("connect to the websocket hub: %w", err)
+		return nil, err
 	}
 	frames := []any{map[string]string{"type": "subscribe", "scope": "mine"}}
 	f.mu.Lock()
@@ -74,34 +63,64 @@ func (f *follower) connect(ctx context.Context) (*websocket.Conn, error) {
 		frames = append(frames, map[string]any{"type": "subscribe", "order_id": id.String(), "after_seq": w.lastSeq})
 	}
 	f.mu.Unlock()
+	if _, err := subscribe(c, frames, f.deliver); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// dialHub opens a websocket to the hub at wsURL with token.
+func dialHub(ctx context.Context, d *websocket.Dialer, wsURL, token string) (*websocket.Conn, error) {
+	u, err := url.Parse(wsURL)
+	if err != nil {
+		return nil, fmt.Errorf("websocket url %q: %w", wsURL, err)
+	}
+	q := u.Query()
+	q.Set("token", token)
+	u.RawQuery = q.Encode()
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, _, err := d.DialContext(dctx, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the websocket hub: %w", err)
+	}
+	return c, nil
+}
+
+// subscribe sends frames and returns once the hub has handled them: the
+// hub acknowledges nothing, but it answers a client's frames in order, so
+// its error answer to a deliberately unknown frame sent after them proves
+// they were handled. Events that arrive meanwhile go to onEvent. It
+// returns the first error frame: the barrier's answer (code
+// invalid_argument), unless the hub refused one of the frames before it.
+func subscribe(c *websocket.Conn, frames []any, onEvent func(message)) (message, error) {
 	frames = append(frames, map[string]string{"type": "barrier"})
 	_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	for _, fr := range frames {
 		if err := c.WriteJSON(fr); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("subscribe on the websocket hub: %w", err)
+			return message{}, fmt.Errorf("subscribe on the websocket hub: %w", err)
 		}
 	}
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for {
 		var m message
 		if err := c.ReadJSON(&m); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("subscribe on the websocket hub: %w", err)
+			return message{}, fmt.Errorf("subscribe on the websocket hub: %w", err)
 		}
 		if m.Type == "error" {
-			break
+			_ = c.SetReadDeadline(time.Time{})
+			return m, nil
 		}
-		f.deliver(m)
+		onEvent(m)
 	}
-	_ = c.SetReadDeadline(time.Time{})
-	return c, nil
 }
 
 // message is a frame from the hub: an order event, or an error.
 type message struct {
 	order.OrderEvent
-	Code string `json:"code"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
 // run reads events until ctx ends, reconnecting when the connection drops.

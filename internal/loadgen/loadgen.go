@@ -3,7 +3,9 @@
 // measures what they see: how many orders per second, how long a POST
 // takes, and how long from placing an order to its terminal status. It is
 // what `ordersaga load` runs; Summarize and WriteReport turn a run into
-// figures and plots.
+// figures and plots. Fanout is `ordersaga fanout`: websocket clients on a
+// hub, synthetic events on its topic, and the delay from produce to each
+// client.
 package loadgen
 
 import (
