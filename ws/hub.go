@@ -50,6 +50,9 @@ type Settings struct {
 	// AllowedOrigins lists accepted Origin headers; "*" accepts any; empty
 	// accepts the hub's own host and clients that send no Origin.
 	AllowedOrigins []string
+	// Profiling serves Go's profiles at /debug/pprof/ on the ops port
+	// (DEBUG_PPROF).
+	Profiling bool
 }
 
 // Hub routes events to connections. Build it with New.

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 
 	"github.com/ordersaga/ordersaga/internal/authn"
 	"github.com/ordersaga/ordersaga/internal/testkit"
@@ -198,4 +199,19 @@ func dispatch(hub *ws.Hub, id uuid.UUID, seq int) {
 	e := order.OrderEvent{OrderID: id, CustomerID: uuid.New(), Seq: seq, Status: order.Pending, OccurredAt: time.Now()}.Complete()
 	data, _ := json.Marshal(e)
 	hub.Dispatch(e, data)
+}
+
+// TestProfilesOnlyWhenAsked: the ops port serves Go's profiles only when
+// the settings say so (DEBUG_PPROF), since in compose and Kubernetes it
+// listens on every interface of the network.
+func TestProfilesOnlyWhenAsked(t *testing.T) {
+	tokens := authn.New(strings.Repeat("p", 32), time.Hour, time.Now)
+	for _, on := range []bool{false, true} {
+		hub := ws.New(ws.Deps{Tokens: tokens, Registry: prometheus.NewRegistry(), Log: zap.NewNop()}, ws.Settings{Topic: "t", Profiling: on})
+		rec := httptest.NewRecorder()
+		hub.OpsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/debug/pprof/", nil))
+		if want := map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[on]; rec.Code != want {
+			t.Errorf("profiling %v: /debug/pprof/ answered %d, want %d", on, rec.Code, want)
+		}
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/pprof"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -43,7 +42,8 @@ func (h *Hub) Handler() http.Handler {
 }
 
 // OpsHandler is the ops port (WS_OPS_ADDR): /metrics for Prometheus,
-// /status for the gateway's system status, /debug/pprof/ for profiles,
+// /status for the gateway's system status, /debug/pprof/ for profiles
+// when Settings.Profiling says so,
 // and the probes again, so that an operator on that port sees everything
 // the hub says about itself.
 func (h *Hub) OpsHandler() http.Handler {
@@ -56,13 +56,10 @@ func (h *Hub) OpsHandler() http.Handler {
 		mux.Handle("/metrics", metrics.Handler(h.reg))
 	}
 	// The profiler, for a hub under load (make fanout profiles one, and
-	// reads its live heap through heap?gc=1): the ops port is the
-	// operators' alone, like /metrics.
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	// reads its live heap through heap?gc=1).
+	if h.settings.Profiling {
+		serve.Profiling(mux)
+	}
 	serve.Probes(mux, h.checks()...)
 	return mux
 }

@@ -103,7 +103,7 @@ func (s *Store) RecordStatus(ctx context.Context, rec order.StatusRecord) error 
 	// nothing if the event is there already (a retried transition).
 	_, err = outbox.AppendWith(ctx, s.db, order.OrderEvent{OrderID: id, CustomerID: customer, Seq: rec.Seq, Status: rec.Status,
 		Reason: rec.Reason, TotalCents: rec.TotalCents, OccurredAt: rec.OccurredAt},
-		`UPDATE orders.orders SET status = $4, reason = $5, last_seq = $2, updated_at = $7 WHERE id = $1 AND last_seq < $2`)
+		outbox.Update{Table: "orders.orders", Set: "status = $4, reason = $5, last_seq = $2, updated_at = $7", Where: "id = $1 AND last_seq < $2"})
 	if err != nil {
 		return fmt.Errorf("record status %s: %w", rec.Status, err)
 	}

@@ -180,7 +180,10 @@ func cpuMeter(baseURL string) (*loadgen.CPUMeter, error) {
 	}
 	port, err := strconv.Atoi(u.Port())
 	if err != nil {
-		port = 80
+		port = map[string]int{"https": 443}[u.Scheme]
+		if port == 0 {
+			port = 80
+		}
 	}
 	return loadgen.NewCPUMeter(port)
 }

@@ -142,7 +142,7 @@ func runHub(ctx context.Context, cfg config.Config, log *zap.Logger, reg *promet
 	return ws.New(ws.Deps{
 		Events: outbox.NewLog(pool), Tokens: authn.New(cfg.JWTSecret, cfg.JWTTTL, time.Now), Kafka: kafka,
 		Listener: ln, OpsListener: opsLn, Registry: reg, Log: log,
-	}, ws.Settings{Topic: cfg.KafkaTopic, Partitions: cfg.KafkaPartitions, SendBuffer: cfg.WSSendBuffer, AllowedOrigins: cfg.WSAllowedOrigins}).Run(ctx)
+	}, ws.Settings{Topic: cfg.KafkaTopic, Partitions: cfg.KafkaPartitions, SendBuffer: cfg.WSSendBuffer, AllowedOrigins: cfg.WSAllowedOrigins, Profiling: cfg.DebugPprof}).Run(ctx)
 }
 
 // runWorker is `ordersaga worker <which>`: one Temporal worker, and with
@@ -180,7 +180,7 @@ func runWorker(ctx context.Context, cfg config.Config, log *zap.Logger, reg *pro
 			return err
 		}
 		g.Go(func() error {
-			return runOps(gctx, ln, reg,
+			return runOps(gctx, ln, reg, cfg.DebugPprof,
 				serve.Check{Name: "postgres", Ping: func(ctx context.Context) error {
 					if d := opened.Load(); d != nil {
 						return d.pool.Ping(ctx)
@@ -264,10 +264,12 @@ func dialTemporal(ctx context.Context, cfg config.Config, log *zap.Logger, sdkMe
 
 // runOps serves a worker process's /metrics, /healthz and /readyz on
 // METRICS_ADDR: ready while its database and Temporal answer.
-func runOps(ctx context.Context, ln net.Listener, reg *prometheus.Registry, checks ...serve.Check) error {
+func runOps(ctx context.Context, ln net.Listener, reg *prometheus.Registry, pprof bool, checks ...serve.Check) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", metrics.Handler(reg))
 	serve.Probes(mux, checks...)
-	serve.Profiling(mux)
+	if pprof {
+		serve.Profiling(mux)
+	}
 	return serve.Run(ctx, serve.NewServer(mux), ln)
 }

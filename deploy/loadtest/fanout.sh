@@ -50,7 +50,7 @@ trap 'stop_hub; rm -rf "$work"' EXIT
 start_hub() {
   env -u KAFKA_TOPIC -u WS_PUBLIC_URL -u WS_OPS_URL \
     KAFKA_TOPIC="$topic" KAFKA_BROKERS="$kafka" DATABASE_URL="$database" JWT_SECRET="$(cat "$data/jwt-secret")" \
-    WS_ADDR="$ws_addr" WS_OPS_ADDR="$ops_addr" LOG_LEVEL=warn \
+    WS_ADDR="$ws_addr" WS_OPS_ADDR="$ops_addr" DEBUG_PPROF=true LOG_LEVEL=warn \
     "$hub_bin" ws >>"$work/hub.log" 2>&1 &
   hub=$!
   for _ in $(seq 100); do

@@ -70,6 +70,12 @@ type Config struct {
 	// WSOpsURL is the hub's ops address as the gateway reaches it; empty
 	// derives it from WS_OPS_ADDR.
 	WSOpsURL string `env:"WS_OPS_URL"`
+	// DebugPprof serves Go's profiles at /debug/pprof/ on the private
+	// listeners (METRICS_ADDR, WS_OPS_ADDR). Off by default: in compose and
+	// Kubernetes those listen on every interface of the network, and a
+	// profile shows the program's internals and costs CPU while it runs.
+	// `ordersaga dev` serves them on its loopback metrics listener always.
+	DebugPprof bool `env:"DEBUG_PPROF" envDefault:"false"`
 
 	// TrustedProxies are the addresses (IPs or CIDRs) of the reverse
 	// proxies in front of the gateway, whose X-Forwarded-For it believes;

@@ -27,7 +27,7 @@ func TestAppendWithAppliesTheChangeOnceAndNotifies(t *testing.T) {
 	if _, err := listener.Exec(ctx, "LISTEN "+channel); err != nil {
 		t.Fatal(err)
 	}
-	const change = `UPDATE orders.orders SET status = $4, last_seq = $2 WHERE id = $1 AND last_seq < $2`
+	change := Update{Table: "orders.orders", Set: "status = $4, last_seq = $2", Where: "id = $1 AND last_seq < $2"}
 	e := order.OrderEvent{OrderID: id, CustomerID: uuid.New(), Seq: 2, Status: order.Reserved, TotalCents: 100, OccurredAt: time.Now()}
 	status := func() (order.Status, int) {
 		var s order.Status
@@ -59,7 +59,9 @@ func TestAppendWithAppliesTheChangeOnceAndNotifies(t *testing.T) {
 	// is there, so the change must not apply.
 	retry := e
 	retry.Status = order.Authorized
-	added, err = AppendWith(ctx, pool, retry, `UPDATE orders.orders SET status = $4, last_seq = $2 - 1 WHERE id = $1`)
+	// Its condition has a top-level OR, which must not escape the check
+	// that the event went in.
+	added, err = AppendWith(ctx, pool, retry, Update{Table: "orders.orders", Set: "status = $4, last_seq = $2 - 1", Where: "id = $1 OR true"})
 	if err != nil || added {
 		t.Fatalf("retried append: added %v, err %v", added, err)
 	}

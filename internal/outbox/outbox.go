@@ -95,20 +95,26 @@ func appendArgs(e order.OrderEvent) []any {
 	return []any{e.OrderID, e.Seq, e.CustomerID, string(e.Status), string(e.Reason), e.TotalCents, e.OccurredAt}
 }
 
+// Update is a change to the caller's table that AppendWith applies with
+// an event: UPDATE Table SET Set WHERE (Where). In Set and Where, $1 to $7
+// are the event's order id, seq, customer id, status, reason, total and
+// time, and Args are $8 and after.
+type Update struct {
+	Table, Set, Where string
+	Args              []any
+}
+
 // AppendWith appends e as Append does and, only when it went in, applies
-// change in the same statement: a transition recorded and applied in one
-// round trip, atomic without a transaction of its own. change is an UPDATE
-// of the caller's table ending in its WHERE clause, to which AppendWith
-// adds the condition that the event went in; in it, $1 to $7 are the
-// event's order id, seq, customer id, status, reason, total and time, and
-// args are $8 and after.
-func AppendWith(ctx context.Context, db DB, e order.OrderEvent, change string, args ...any) (bool, error) {
+// u in the same statement: a transition recorded and applied in one round
+// trip, atomic without a transaction of its own. A retried transition
+// (the event is there already) changes nothing and returns false.
+func AppendWith(ctx context.Context, db DB, e order.OrderEvent, u Update) (bool, error) {
 	q := `WITH appended AS (
 		INSERT INTO orders.order_events (order_id, seq, customer_id, status, reason, total_cents, occurred_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id, seq) DO NOTHING RETURNING 1),
-	changed AS (` + change + ` AND EXISTS (SELECT FROM appended) RETURNING 1)
+	changed AS (UPDATE ` + u.Table + ` SET ` + u.Set + ` WHERE (` + u.Where + `) AND EXISTS (SELECT FROM appended) RETURNING 1)
 	SELECT pg_notify('` + channel + `', ''), (SELECT count(*) FROM changed) FROM appended`
-	tag, err := db.Exec(ctx, q, append(appendArgs(e), args...)...)
+	tag, err := db.Exec(ctx, q, append(appendArgs(e), u.Args...)...)
 	if err != nil {
 		return false, fmt.Errorf("append event %d (%s) of order %s: %w", e.Seq, e.Status, e.OrderID, err)
 	}

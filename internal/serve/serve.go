@@ -132,8 +132,9 @@ func Probes(mux *http.ServeMux, checks ...Check) {
 }
 
 // Profiling adds Go's profiles under /debug/pprof/ to mux. It belongs on
-// the private operations listener only (METRICS_ADDR, WS_OPS_ADDR): a
-// profile shows the program's internals and costs CPU while it runs.
+// a private operations listener only, and outside `ordersaga dev` only
+// when DEBUG_PPROF asks: a profile shows the program's internals and costs
+// CPU while it runs.
 func Profiling(mux *http.ServeMux) {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
