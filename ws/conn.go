@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -130,8 +131,14 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ws.SetPingHandler(func(data string) error {
 		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(writeWait))
 		var ne net.Error
-		if errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) {
-			return nil // as gorilla's own: the reader goes on, and the writer meets the socket's state
+		switch {
+		case errors.Is(err, websocket.ErrCloseSent):
+			return nil
+		case errors.As(err, &ne):
+			// A pong cut short by its deadline leaves half a frame on the
+			// socket: nothing may follow it.
+			c.close(websocket.CloseAbnormalClosure, "")
+			return nil
 		}
 		return err
 	})
@@ -200,13 +207,32 @@ func (c *conn) reader() {
 		c.close(websocket.CloseNormalClosure, "")
 		c.hub.unregister(c)
 	}()
-	c.ws.SetReadLimit(maxFrame)
+	// The reader is a goroutine of the hub's, not net/http's, whose
+	// recover would have kept a panic to this one connection.
+	defer func() {
+		if r := recover(); r != nil {
+			c.logger().Error("websocket reader panicked", zap.Any("panic", r))
+			c.close(websocket.CloseInternalServerErr, "")
+		}
+	}()
 	pongWait := 2*c.hub.settings.PingInterval + writeWait
 	_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
 	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(pongWait)) })
 	for {
-		kind, msg, err := c.ws.ReadMessage()
+		// The size limit is the hub's, not gorilla's (SetReadLimit): gorilla
+		// would write its 1009 close itself, and the writer, which writes
+		// beside gorilla, could send events after it. This close goes
+		// through the writer, after what it is writing and before the rest.
+		kind, r, err := c.ws.NextReader()
 		if err != nil {
+			return
+		}
+		msg, err := io.ReadAll(io.LimitReader(r, maxFrame+1))
+		if err != nil {
+			return
+		}
+		if len(msg) > maxFrame {
+			c.close(websocket.CloseMessageTooBig, "frames are at most 4096 bytes")
 			return
 		}
 		_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
@@ -252,6 +278,9 @@ func (c *conn) handle(f frame) {
 		c.hub.mu.Unlock()
 		c.mu.Lock()
 		delete(c.orders, id)
+		if !c.all && !c.mine {
+			delete(c.last, id) // live events are deduplicated by the hub already
+		}
 		c.mu.Unlock()
 	case f.Type == "unsubscribe" && (f.Scope == "mine" || f.Scope == "all"):
 		c.hub.mu.Lock()
