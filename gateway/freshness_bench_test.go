@@ -1,21 +1,28 @@
 package gateway_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ordersaga/ordersaga/activities/inventory"
 )
 
 // BenchmarkProductFreshness measures how stale the gateway's product cache
-// lets a page be: the time from an admin's stock adjustment being answered
-// (its 200) to a GET of the product page answering the new stock, while 8
-// other clients read the page as fast as they can, so that it is served
-// from the cache and the gateway is busy. It reports the median and the 99th
-// percentile in milliseconds; API.md allows 100 ms.
+// lets a page be: the time from a stock adjustment's end to a GET of the
+// product page answering the new stock, while 8 other clients read the page
+// as fast as they can, so that it is served from the cache and the gateway
+// is busy. It reports the median and the 99th percentile in milliseconds;
+// API.md allows 100 ms. "other_writer" adjusts through the catalogue itself,
+// as the product worker's reservations and other gateways' writes do, so
+// that only the change feed can tell this gateway; "same_gateway" posts the
+// adjustment to this gateway, whose handler drops the page at once.
 //
 //	go test ./gateway -run '^$' -bench ProductFreshness -benchtime 300x
 func BenchmarkProductFreshness(b *testing.B) {
@@ -55,32 +62,50 @@ func BenchmarkProductFreshness(b *testing.B) {
 	}
 	defer func() { close(stop); readers.Wait() }()
 
-	want := available()
-	lags := make([]time.Duration, 0, b.N)
-	b.ResetTimer()
-	for i := range b.N {
-		delta := 1 - 2*(i%2) // +1, -1, …: the stock stays put
-		if r := s.do("POST", "/api/v1/products/"+sku+"/stock", s.admin, map[string]any{"warehouse": "east", "delta": delta, "reason": "bench"}); r.Status != 200 {
-			b.Fatalf("adjust: %d %s", r.Status, r.Body)
-		}
-		answered := time.Now()
-		want += delta
-		for available() != want {
-			if time.Since(answered) > 10*time.Second {
-				b.Fatalf("the page never showed %d available", want)
+	catalog := inventory.NewCatalog(s.pool)
+	for _, bc := range []struct {
+		name   string
+		adjust func(delta int)
+	}{
+		{"other_writer", func(delta int) {
+			if _, err := catalog.AdjustStock(context.Background(), sku, "east", delta, "bench", "bench"); err != nil {
+				b.Fatal(err)
 			}
-		}
-		lags = append(lags, time.Since(answered))
-	}
-	b.StopTimer()
-	slices.Sort(lags)
-	ms := func(q float64) float64 {
-		return float64(lags[min(len(lags)-1, int(q*float64(len(lags))))]) / float64(time.Millisecond)
-	}
-	b.ReportMetric(ms(0.50), "p50-ms")
-	b.ReportMetric(ms(0.99), "p99-ms")
-	b.ReportMetric(0, "ns/op") // the loop's time is the adjustments', not a figure of interest
-	if b.N >= 100 {
-		b.Logf("freshness over %d adjustments: p50 %.1f ms, p99 %.1f ms, max %.1f ms", len(lags), ms(0.5), ms(0.99), ms(1))
+		}},
+		{"same_gateway", func(delta int) {
+			if r := s.do("POST", "/api/v1/products/"+sku+"/stock", s.admin, map[string]any{"warehouse": "east", "delta": delta, "reason": "bench"}); r.Status != 200 {
+				b.Fatalf("adjust: %d %s", r.Status, r.Body)
+			}
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			want := available()
+			lags := make([]time.Duration, 0, b.N)
+			for i := range b.N {
+				// Changes come at any moment, not just after a poll of the
+				// feed, which the loop would otherwise fall in step with.
+				time.Sleep(rand.N(20 * time.Millisecond))
+				delta := 1 - 2*(i%2) // +1, -1, …: the stock stays put
+				bc.adjust(delta)
+				done := time.Now()
+				want += delta
+				for available() != want {
+					if time.Since(done) > 10*time.Second {
+						b.Fatalf("the page never showed %d available", want)
+					}
+				}
+				lags = append(lags, time.Since(done))
+			}
+			slices.Sort(lags)
+			ms := func(q float64) float64 {
+				return float64(lags[min(len(lags)-1, int(q*float64(len(lags))))]) / float64(time.Millisecond)
+			}
+			b.ReportMetric(ms(0.50), "p50-ms")
+			b.ReportMetric(ms(0.99), "p99-ms")
+			b.ReportMetric(0, "ns/op") // the loop's time is the adjustments', not a figure of interest
+			if b.N >= 100 {
+				b.Logf("freshness over %d adjustments: p50 %.1f ms, p99 %.1f ms, max %.1f ms", len(lags), ms(0.5), ms(0.99), ms(1))
+			}
+		})
 	}
 }

@@ -26,7 +26,7 @@ duration=${DURATION:-8s}
 
 # pgbench gets a database of its own on the same server, initialised once.
 bench=$(sed -E 's#^(postgres(ql)?://[^/?]*)(/[^?]*)?#\1/pgbench#' <<<"$dsn")
-if ! psql "$dsn" -tAc "SELECT 1 FROM pg_database WHERE datname = 'pgbench'" | grep -q 1; then
+if [ "$(psql "$dsn" -tAc "SELECT count(*) FROM pg_database WHERE datname = 'pgbench'")" = 0 ]; then
   psql "$dsn" -qc 'CREATE DATABASE pgbench'
 fi
 if [ "$(psql "$bench" -tAc "SELECT count(*) FROM pgbench_branches" 2>/dev/null || true)" != 10 ]; then
