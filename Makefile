@@ -51,6 +51,7 @@ spectral:
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchtime 300x -count 3 ./workers/
 	$(GO) test -run '^$$' -bench . -benchtime 200x -count 3 ./ws/
+	$(GO) test -run '^$$' -bench ProductFreshness -benchtime 300x -count 3 ./gateway/
 
 # Records one history per saga path from the real workers on a Temporal dev
 # server into workflows/order/testdata/histories (commit them).

@@ -17,6 +17,9 @@ var (
 	currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
 )
 
+// jsonContentType is what gin's c.JSON sends, for answers encoded before.
+const jsonContentType = "application/json; charset=utf-8"
+
 const (
 	maxPriceCents = 100_000_000_00 // 100 million in major units
 	maxOnHand     = 10_000_000
@@ -103,12 +106,12 @@ func (s *Server) getProduct(c *gin.Context) {
 	if !ok {
 		return
 	}
-	p, err := s.catalog.Get(c, sku)
+	page, err := s.products.Get(c, sku)
 	if err != nil {
 		s.fail(c, dependency(err, "the catalogue"))
 		return
 	}
-	c.JSON(http.StatusOK, p)
+	c.Data(http.StatusOK, jsonContentType, page)
 }
 
 type stockJSON struct {
@@ -200,6 +203,7 @@ func (s *Server) createProduct(c *gin.Context) {
 		return
 	}
 	p, err := s.catalog.Create(c, n, "admin:"+claimsOf(c).UserID.String())
+	s.products.Invalidate(n.SKU)
 	if err != nil {
 		s.fail(c, dependency(err, "the catalogue"))
 		return
@@ -247,6 +251,7 @@ func (s *Server) updateProduct(c *gin.Context) {
 		return
 	}
 	p, err := s.catalog.Update(c, sku, inventory.Patch{Name: req.Name, Brand: req.Brand, Description: req.Description, PriceCents: req.PriceCents, Active: req.Active})
+	s.products.Invalidate(sku)
 	if err != nil {
 		s.fail(c, dependency(err, "the catalogue"))
 		return
@@ -259,7 +264,9 @@ func (s *Server) deleteProduct(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if err := s.catalog.Deactivate(c, sku); err != nil {
+	err := s.catalog.Deactivate(c, sku)
+	s.products.Invalidate(sku)
+	if err != nil {
 		s.fail(c, dependency(err, "the catalogue"))
 		return
 	}
@@ -297,6 +304,7 @@ func (s *Server) adjustStock(c *gin.Context) {
 		return
 	}
 	p, err := s.catalog.AdjustStock(c, sku, warehouse, int(*req.Delta), reason, "admin:"+claimsOf(c).UserID.String())
+	s.products.Invalidate(sku)
 	if err != nil {
 		s.fail(c, dependency(err, "the catalogue"))
 		return

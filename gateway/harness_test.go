@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/ordersaga/ordersaga/activities/inventory"
 	"github.com/ordersaga/ordersaga/activities/orders"
 	"github.com/ordersaga/ordersaga/internal/testkit"
 	"github.com/ordersaga/ordersaga/internal/testkit/system"
@@ -43,12 +44,13 @@ type options struct {
 	temporalAddr, namespace string
 	noWorkers               bool
 	startTimeout            time.Duration
+	catalogFeed             inventory.FeedOptions
 }
 
 func newStack(t testing.TB, opt options) *stack {
 	t.Helper()
 	sys := system.Start(t, system.Options{NoWorkers: opt.noWorkers, TemporalAddress: opt.temporalAddr,
-		Namespace: opt.namespace, StartTimeout: opt.startTimeout})
+		Namespace: opt.namespace, StartTimeout: opt.startTimeout, CatalogFeed: opt.catalogFeed})
 	return &stack{t: t, url: sys.GatewayURL, pool: sys.Pool, temporal: sys.Temporal, engine: sys.Gateway.Handler(),
 		store: sys.Store, admin: sys.AdminToken, users: new(atomic.Int64), sys: sys}
 }

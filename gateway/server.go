@@ -24,6 +24,7 @@ import (
 	"github.com/ordersaga/ordersaga/internal/outbox"
 	"github.com/ordersaga/ordersaga/internal/postgres"
 	"github.com/ordersaga/ordersaga/internal/ratelimit"
+	"github.com/ordersaga/ordersaga/internal/readcache"
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
 
@@ -51,6 +52,9 @@ type Settings struct {
 	// CORSOrigins are the other origins that may call the API from a
 	// browser; empty allows the same origin only (CORS_ALLOWED_ORIGINS).
 	CORSOrigins []string
+	// CatalogFeed tunes the feed of the catalogue's changes that keeps the
+	// product cache fresh; zero values take its defaults.
+	CatalogFeed inventory.FeedOptions
 }
 
 // Server holds the gateway's dependencies. Build it with New.
@@ -78,6 +82,9 @@ type Server struct {
 	status        shared[systemStatusBody]
 	engineOnce    sync.Once
 	engine        *gin.Engine
+	// products caches product pages; changes keeps it fresh (products.go).
+	products *readcache.Cache[[]byte]
+	changes  *inventory.ChangeFeed
 }
 
 // Deps are what the gateway talks to.
@@ -129,6 +136,9 @@ func New(deps Deps, s Settings) *Server {
 		metrics:       newHTTPMetrics(deps.Registry),
 	}
 	srv.monitor = srv.newMonitor(deps)
+	srv.products = readcache.New(srv.productPage, readcache.Options{})
+	srv.changes = deps.Catalog.Changes(s.CatalogFeed, srv.log)
+	registerProductCache(deps.Registry, srv.products)
 	if deps.Registry != nil { // a nil *Registry would be a non-nil Registerer
 		metrics.Register(deps.Registry, newBacklogCollector(srv))
 	}

@@ -51,7 +51,7 @@ func TestMigrateTwiceIsANoOp(t *testing.T) {
 	}
 	want := []string{
 		"auth.users",
-		"catalog.products", "catalog.reservation_lines", "catalog.reservations", "catalog.stock", "catalog.stock_movements",
+		"catalog.changes", "catalog.products", "catalog.reservation_lines", "catalog.reservations", "catalog.stock", "catalog.stock_movements",
 		"orders.idempotency_keys", "orders.order_events", "orders.order_lines", "orders.orders",
 		"payments.payments",
 	}

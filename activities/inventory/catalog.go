@@ -43,16 +43,17 @@ func storedWarehouse(code string) (string, error) {
 
 // Product is a product as API.md shows it.
 type Product struct {
-	SKU         string    `json:"sku"`
-	Name        string    `json:"name"`
-	Brand       string    `json:"brand"`
-	Description string    `json:"description"`
-	PriceCents  int64     `json:"price_cents"`
-	Currency    string    `json:"currency"`
-	Active      bool      `json:"active"`
-	Available   int       `json:"available"`
-	Stock       []Stock   `json:"stock"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	SKU         string  `json:"sku"`
+	Name        string  `json:"name"`
+	Brand       string  `json:"brand"`
+	Description string  `json:"description"`
+	PriceCents  int64   `json:"price_cents"`
+	Currency    string  `json:"currency"`
+	Active      bool    `json:"active"`
+	Available   int     `json:"available"`
+	Stock       []Stock `json:"stock"`
+	// UpdatedAt is when the product or any of its stock last changed.
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Stock is one warehouse's stock of a product.
@@ -137,37 +138,57 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// get reads one product with its stock in one query: the hot path of the
-// product page.
+// getSQL reads one product with its stock: a row per warehouse (one with
+// NULL stock for a product that has none), in warehouse order. It is the
+// product page's query, and an adjustment's answer; plain rows rather than
+// aggregates, which cost the database more to plan and run than they save.
+const getSQL = `SELECT p.sku, p.name, p.brand, p.description, p.price_cents, p.currency, p.active, p.updated_at,
+		s.warehouse, s.on_hand, s.reserved, s.updated_at
+	FROM catalog.products p LEFT JOIN catalog.stock s ON s.sku = p.sku
+	WHERE p.sku = $1 ORDER BY s.warehouse`
+
+// get reads one product with its stock in one query.
 func get(ctx context.Context, db querier, sku string) (Product, error) {
-	rows, err := db.Query(ctx, `SELECT p.sku, p.name, p.brand, p.description, p.price_cents, p.currency, p.active, p.updated_at,
-			coalesce(array_agg(s.warehouse ORDER BY s.warehouse) FILTER (WHERE s.sku IS NOT NULL), '{}'),
-			coalesce(array_agg(s.on_hand ORDER BY s.warehouse) FILTER (WHERE s.sku IS NOT NULL), '{}'),
-			coalesce(array_agg(s.reserved ORDER BY s.warehouse) FILTER (WHERE s.sku IS NOT NULL), '{}')
-		FROM catalog.products p LEFT JOIN catalog.stock s ON s.sku = p.sku
-		WHERE p.sku = $1 GROUP BY p.sku`, sku)
+	rows, err := db.Query(ctx, getSQL, sku)
 	if err != nil {
 		return Product{}, fmt.Errorf("get product: %w", err)
 	}
-	p, err := pgx.CollectExactlyOneRow(rows, func(r pgx.CollectableRow) (Product, error) {
-		var p Product
-		var warehouses []string
-		var onHand, reserved []int32
-		err := r.Scan(&p.SKU, &p.Name, &p.Brand, &p.Description, &p.PriceCents, &p.Currency, &p.Active, &p.UpdatedAt, &warehouses, &onHand, &reserved)
-		p.UpdatedAt = p.UpdatedAt.UTC()
-		p.Stock = make([]Stock, len(warehouses))
-		for i := range warehouses {
-			p.Stock[i] = Stock{Warehouse: warehouses[i], OnHand: int(onHand[i]), Reserved: int(reserved[i]), Available: int(onHand[i] - reserved[i])}
-			p.Available += p.Stock[i].Available
+	return collectProduct(rows, sku)
+}
+
+// collectProduct reads the product of getSQL's rows.
+func collectProduct(rows pgx.Rows, sku string) (Product, error) {
+	defer rows.Close()
+	var p Product
+	found := false
+	for rows.Next() {
+		var warehouse *string
+		var onHand, reserved *int
+		var stockUpdated *time.Time
+		if err := rows.Scan(&p.SKU, &p.Name, &p.Brand, &p.Description, &p.PriceCents, &p.Currency, &p.Active, &p.UpdatedAt,
+			&warehouse, &onHand, &reserved, &stockUpdated); err != nil {
+			return Product{}, fmt.Errorf("get product: %w", err)
 		}
-		return p, err
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
+		if !found {
+			found, p.Stock = true, []Stock{}
+		}
+		if warehouse == nil { // a product without stock
+			continue
+		}
+		st := Stock{Warehouse: *warehouse, OnHand: *onHand, Reserved: *reserved, Available: *onHand - *reserved}
+		p.Stock = append(p.Stock, st)
+		p.Available += st.Available
+		if stockUpdated.After(p.UpdatedAt) {
+			p.UpdatedAt = *stockUpdated
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return Product{}, fmt.Errorf("get product: %w", err)
+	}
+	if !found {
 		return Product{}, apperr.New(apperr.NotFound, "product %s not found", sku)
 	}
-	if err != nil {
-		return Product{}, fmt.Errorf("get product: %w", err)
-	}
+	p.UpdatedAt = p.UpdatedAt.UTC()
 	return p, nil
 }
 
@@ -179,7 +200,8 @@ func scanProduct(r pgx.CollectableRow) (Product, error) {
 	return p, err
 }
 
-// attachStock loads the stock rows of products in one query.
+// attachStock loads the stock rows of products in one query, and moves
+// their UpdatedAt to their stock's latest change.
 func attachStock(ctx context.Context, db querier, products []Product) error {
 	if len(products) == 0 {
 		return nil
@@ -190,7 +212,7 @@ func attachStock(ctx context.Context, db querier, products []Product) error {
 		idx[p.SKU] = i
 		skus[i] = p.SKU
 	}
-	rows, err := db.Query(ctx, `SELECT sku, warehouse, on_hand, reserved FROM catalog.stock WHERE sku = ANY($1) ORDER BY sku, warehouse`, skus)
+	rows, err := db.Query(ctx, `SELECT sku, warehouse, on_hand, reserved, updated_at FROM catalog.stock WHERE sku = ANY($1) ORDER BY sku, warehouse`, skus)
 	if err != nil {
 		return fmt.Errorf("load stock: %w", err)
 	}
@@ -198,13 +220,17 @@ func attachStock(ctx context.Context, db querier, products []Product) error {
 	for rows.Next() {
 		var sku string
 		var st Stock
-		if err := rows.Scan(&sku, &st.Warehouse, &st.OnHand, &st.Reserved); err != nil {
+		var updated time.Time
+		if err := rows.Scan(&sku, &st.Warehouse, &st.OnHand, &st.Reserved, &updated); err != nil {
 			return fmt.Errorf("load stock: %w", err)
 		}
 		st.Available = st.OnHand - st.Reserved
 		p := &products[idx[sku]]
 		p.Stock = append(p.Stock, st)
 		p.Available += st.Available
+		if updated.After(p.UpdatedAt) {
+			p.UpdatedAt = updated.UTC()
+		}
 	}
 	return rows.Err()
 }
@@ -273,12 +299,16 @@ func (c *Catalog) CreateMissing(ctx context.Context, products []NewProduct, reas
 // insertProduct adds n and its stock in tx, and reports false, having
 // written nothing, when the sku is taken.
 func insertProduct(ctx context.Context, tx pgx.Tx, n NewProduct, reason, actor string) (bool, error) {
-	tag, err := tx.Exec(ctx, `INSERT INTO catalog.products (sku, name, brand, description, price_cents, currency)
-		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sku) DO NOTHING`, n.SKU, n.Name, n.Brand, n.Description, n.PriceCents, n.Currency)
+	var added bool
+	err := tx.QueryRow(ctx, `WITH s AS (
+			INSERT INTO catalog.products (sku, name, brand, description, price_cents, currency)
+			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sku) DO NOTHING RETURNING sku
+		), c AS (`+changedSQL+`)
+		SELECT EXISTS (SELECT 1 FROM s)`, n.SKU, n.Name, n.Brand, n.Description, n.PriceCents, n.Currency).Scan(&added)
 	if err != nil {
 		return false, fmt.Errorf("create product %s: %w", n.SKU, err)
 	}
-	if tag.RowsAffected() == 0 {
+	if !added {
 		return false, nil
 	}
 	for _, st := range n.Stock {
@@ -316,14 +346,18 @@ func (c *Catalog) Update(ctx context.Context, sku string, p Patch) (Product, err
 				return err
 			}
 		}
-		tag, err := tx.Exec(ctx, `UPDATE catalog.products SET
-			name = coalesce($2, name), brand = coalesce($3, brand), description = coalesce($4, description),
-			price_cents = coalesce($5, price_cents), active = coalesce($6, active), updated_at = now()
-			WHERE sku = $1`, sku, p.Name, p.Brand, p.Description, p.PriceCents, p.Active)
+		var found bool
+		err := tx.QueryRow(ctx, `WITH s AS (
+				UPDATE catalog.products SET
+				name = coalesce($2, name), brand = coalesce($3, brand), description = coalesce($4, description),
+				price_cents = coalesce($5, price_cents), active = coalesce($6, active), updated_at = now()
+				WHERE sku = $1 RETURNING sku
+			), c AS (`+changedSQL+`)
+			SELECT EXISTS (SELECT 1 FROM s)`, sku, p.Name, p.Brand, p.Description, p.PriceCents, p.Active).Scan(&found)
 		if err != nil {
 			return fmt.Errorf("update product: %w", err)
 		}
-		if tag.RowsAffected() == 0 {
+		if !found {
 			return apperr.New(apperr.NotFound, "product %s not found", sku)
 		}
 		out, err = get(ctx, tx, sku)
@@ -341,7 +375,9 @@ func (c *Catalog) Deactivate(ctx context.Context, sku string) error {
 		if err := lockForDeactivation(ctx, tx, sku); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE catalog.products SET active = false, updated_at = now() WHERE sku = $1`, sku); err != nil {
+		if _, err := tx.Exec(ctx, `WITH s AS (
+				UPDATE catalog.products SET active = false, updated_at = now() WHERE sku = $1 RETURNING sku
+			) `+changedSQL, sku); err != nil {
 			return fmt.Errorf("deactivate product %s: %w", sku, err)
 		}
 		return nil
@@ -383,20 +419,30 @@ func (c *Catalog) AdjustStock(ctx context.Context, sku, warehouse string, delta 
 	if err != nil {
 		return Product{}, err
 	}
-	// Fast path, one statement: lock the product row (the lock order that
-	// Deactivate uses too), move on_hand if it stays within bounds, write the
-	// ledger and touch the product, all or nothing.
+	// Fast path, one round trip: the ledger's move changes on_hand if it
+	// stays within bounds and writes its entry, all or nothing, and a second
+	// statement reads the product as it is then, in the same transaction
+	// (the batch is one implicit transaction).
 	adjust := movement{sku: sku, warehouse: warehouse, onHand: delta, kind: kindAdjust, reason: reason, actor: actor}
-	fast := adjust
-	fast.lockProduct = true
-	moved, err := move(ctx, c.db, fast)
-	if err != nil {
+	var moved bool
+	var p Product
+	var getErr error
+	batch := &pgx.Batch{}
+	queueMove(batch, adjust, &moved)
+	batch.Queue(getSQL, sku).Query(func(rows pgx.Rows) error {
+		// A refused move leaves no product to read, or one that the slow
+		// path reads again; its error is the slow path's to tell.
+		p, getErr = collectProduct(rows, sku)
+		return nil
+	})
+	if err := c.db.SendBatch(ctx, batch).Close(); err != nil {
 		return Product{}, fmt.Errorf("adjust stock: %w", err)
 	}
-	if !moved {
-		if err := c.adjustSlow(ctx, adjust); err != nil {
-			return Product{}, err
-		}
+	if moved {
+		return p, getErr
+	}
+	if err := c.adjustSlow(ctx, adjust); err != nil {
+		return Product{}, err
 	}
 	return get(ctx, c.db, sku)
 }
@@ -439,9 +485,6 @@ func (c *Catalog) adjustSlow(ctx context.Context, m movement) error {
 			if !moved {
 				return fmt.Errorf("adjust stock %s/%s: stock changed under lock", sku, warehouse)
 			}
-		}
-		if _, err := tx.Exec(ctx, `UPDATE catalog.products SET updated_at = now() WHERE sku = $1`, sku); err != nil {
-			return fmt.Errorf("adjust stock: %w", err)
 		}
 		return nil
 	})

@@ -38,11 +38,6 @@ type movement struct {
 	// order made (admin, seed).
 	orderID *uuid.UUID
 	actor   string
-	// lockProduct makes the statement take the sku's products row FOR NO
-	// KEY UPDATE before the stock row, and touch the product's updated_at
-	// with the change: an admin change that holds no lock yet keeps the
-	// global lock order (see the package comment) in one round trip.
-	lockProduct bool
 }
 
 // dbtx is what the ledger writes through: the caller's transaction, or the
@@ -55,56 +50,60 @@ type dbtx interface {
 // The statements. Each takes a movement as $1 sku, $2 warehouse, $3 and
 // $4 the on_hand and reserved deltas, $5 kind, $6 reason, $7 order id and
 // $8 actor, changes the stock row in a CTE s that returns it, and appends
-// the movement for each row s returns: a change that is refused writes
-// nothing.
+// the movement and the sku's change for each row s returns: a change that
+// is refused writes nothing.
 const (
-	// appendSQL is the ledger's one insert.
+	// appendSQL is the ledger's one insert, and the change that tells the
+	// gateways' caches to drop the sku (see changes.go).
 	appendSQL = `INSERT INTO catalog.stock_movements (sku, warehouse, on_hand_delta, reserved_delta, kind, reason, order_id, actor)
 		SELECT sku, warehouse, $3, $4, $5, $6, $7, $8 FROM s`
+	changedSQL = `INSERT INTO catalog.changes (sku) SELECT sku FROM s`
 
-	// moveCTEs moves the row only if it stays within 0 <= reserved <=
+	// moveSQL moves the row only if it stays within 0 <= reserved <=
 	// on_hand, the constraint that forbids overselling. The condition is
 	// evaluated on the newest version of the row after waiting for its
-	// lock (READ COMMITTED), so no interleaving can break it. s refers to
-	// the products CTE p, so that p's lock, if it takes one, comes first.
-	moveCTEs = `s AS (
+	// lock (READ COMMITTED), so no interleaving can break it. It locks that
+	// one row and no other, so on its own it keeps the global lock order
+	// (see the package comment) whatever the caller holds.
+	moveSQL = `WITH s AS (
 			UPDATE catalog.stock SET on_hand = on_hand + $3, reserved = reserved + $4, updated_at = now()
-			WHERE sku = (SELECT sku FROM p) AND warehouse = $2
+			WHERE sku = $1 AND warehouse = $2
 				AND on_hand + $3 >= 0 AND reserved + $4 >= 0 AND on_hand + $3 >= reserved + $4
 			RETURNING sku, warehouse
-		), l AS (` + appendSQL + `)`
-
-	moveSQL = `WITH p AS (SELECT $1::text AS sku), ` + moveCTEs + `
-		SELECT EXISTS (SELECT 1 FROM s)`
-
-	moveLockingProductSQL = `WITH p AS (
-			SELECT sku FROM catalog.products WHERE sku = $1 FOR NO KEY UPDATE
-		), ` + moveCTEs + `, u AS (
-			UPDATE catalog.products SET updated_at = now() WHERE sku IN (SELECT sku FROM s)
-		)
+		), l AS (` + appendSQL + `), c AS (` + changedSQL + `)
 		SELECT EXISTS (SELECT 1 FROM s)`
 
 	openSQL = `WITH s AS (
 			INSERT INTO catalog.stock (sku, warehouse, on_hand, reserved) VALUES ($1, $2, $3, $4)
 			RETURNING sku, warehouse
-		) ` + appendSQL
+		), c AS (` + changedSQL + `) ` + appendSQL
 )
 
 // move applies m to its existing stock row and appends m to the ledger. It
-// reports false, having written nothing, when the row does not exist (with
-// lockProduct, also when the product does not) or would leave
-// 0 <= reserved <= on_hand.
+// reports false, having written nothing, when the row does not exist or
+// would leave 0 <= reserved <= on_hand.
 func move(ctx context.Context, db dbtx, m movement) (bool, error) {
-	q := moveSQL
-	if m.lockProduct {
-		q = moveLockingProductSQL
-	}
 	var moved bool
-	err := db.QueryRow(ctx, q, m.sku, m.warehouse, m.onHand, m.reserved, string(m.kind), m.reason, m.orderID, m.actor).Scan(&moved)
+	err := db.QueryRow(ctx, moveSQL, m.args()...).Scan(&moved)
 	if err != nil {
 		return false, fmt.Errorf("move stock of %s in %s: %w", m.sku, m.warehouse, err)
 	}
 	return moved, nil
+}
+
+// queueMove adds move's statement for m to batch, to set moved.
+func queueMove(batch *pgx.Batch, m movement, moved *bool) {
+	batch.Queue(moveSQL, m.args()...).QueryRow(func(row pgx.Row) error {
+		if err := row.Scan(moved); err != nil {
+			return fmt.Errorf("move stock of %s in %s: %w", m.sku, m.warehouse, err)
+		}
+		return nil
+	})
+}
+
+// args are the statements' arguments for m.
+func (m movement) args() []any {
+	return []any{m.sku, m.warehouse, m.onHand, m.reserved, string(m.kind), m.reason, m.orderID, m.actor}
 }
 
 // open creates the stock row of m's sku in m's warehouse with m's units,
@@ -112,7 +111,7 @@ func move(ctx context.Context, db dbtx, m movement) (bool, error) {
 // violation (SQLSTATE 23505) in the returned error's chain; the caller says
 // what that means to it. It does not lock or touch the products row.
 func open(ctx context.Context, db dbtx, m movement) error {
-	_, err := db.Exec(ctx, openSQL, m.sku, m.warehouse, m.onHand, m.reserved, string(m.kind), m.reason, m.orderID, m.actor)
+	_, err := db.Exec(ctx, openSQL, m.args()...)
 	if err != nil {
 		return fmt.Errorf("open stock of %s in %s: %w", m.sku, m.warehouse, err)
 	}

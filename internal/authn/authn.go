@@ -9,6 +9,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/ordersaga/ordersaga/workflows/order"
 )
@@ -24,11 +25,30 @@ type Tokens struct {
 	secret []byte
 	ttl    time.Duration
 	now    func() time.Time
+	// verified remembers the tokens that passed Verify, with what they
+	// say, until they expire: a client sends the same token with every
+	// request, and checking it again (decoding, parsing JSON, hashing) is
+	// a good part of a small request's cost. Only a token that passed
+	// every check, compared whole, is found there.
+	verified *lru.Cache[string, verified]
 }
+
+// verified is what a token that passed Verify says, and when it expires.
+type verified struct {
+	claims Claims
+	exp    time.Time
+}
+
+// verifiedTokens bounds how many verified tokens Tokens remembers.
+const verifiedTokens = 10_000
 
 // New returns Tokens that sign with secret and last ttl. now is the clock.
 func New(secret string, ttl time.Duration, now func() time.Time) *Tokens {
-	return &Tokens{secret: []byte(secret), ttl: ttl, now: now}
+	verified, err := lru.New[string, verified](verifiedTokens)
+	if err != nil {
+		panic(err) // only for a size below 1
+	}
+	return &Tokens{secret: []byte(secret), ttl: ttl, now: now, verified: verified}
 }
 
 type claims struct {
@@ -60,6 +80,14 @@ var ErrInvalid = errors.New("invalid token")
 
 // Verify checks a token's signature, algorithm and expiry and returns its claims.
 func (t *Tokens) Verify(token string) (Claims, error) {
+	if v, ok := t.verified.Get(token); ok {
+		// Expired at exp, as the full check below judges it.
+		if !t.now().Before(v.exp) {
+			t.verified.Remove(token)
+			return Claims{}, ErrInvalid
+		}
+		return v.claims, nil
+	}
 	var c claims
 	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.secret, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
@@ -73,5 +101,7 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 	if err != nil || !c.Role.Valid() {
 		return Claims{}, ErrInvalid
 	}
-	return Claims{UserID: id, Role: c.Role}, nil
+	out := Claims{UserID: id, Role: c.Role}
+	t.verified.Add(token, verified{claims: out, exp: c.ExpiresAt.Time})
+	return out, nil
 }

@@ -64,3 +64,40 @@ func noExpiry(t *testing.T, id uuid.UUID) string {
 	}
 	return s
 }
+
+// A token that Verify remembers is judged as a fresh one would be: valid
+// up to its expiry and not a second after, and a token that differs from
+// it in any byte is checked in full.
+func TestRememberedTokensAreJudgedAsFreshOnes(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	tokens := New(strings.Repeat("s", 32), time.Hour, clock)
+	id := uuid.New()
+	tok, exp, err := tokens.Issue(Claims{UserID: id, Role: "customer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second from memory
+		if c, err := tokens.Verify(tok); err != nil || c.UserID != id || c.Role != "customer" {
+			t.Fatalf("verify: %+v, %v", c, err)
+		}
+	}
+	// The signature's last character carries padding bits that decode to
+	// the same bytes; any other change is a forgery.
+	tampered := tok[:len(tok)-5] + string(rune('A'+(tok[len(tok)-5]-'A'+1)%26)) + tok[len(tok)-4:]
+	if _, err := tokens.Verify(tampered); err == nil {
+		t.Error("a token that differs from a remembered one was accepted")
+	}
+	fresh := New(strings.Repeat("s", 32), time.Hour, clock)
+	for _, at := range []time.Time{exp, exp.Add(time.Second)} {
+		now = at
+		_, remembered := tokens.Verify(tok)
+		_, checked := fresh.Verify(tok)
+		if (remembered == nil) != (checked == nil) {
+			t.Errorf("at %v: remembered token %v, fresh check %v", at.Sub(exp), remembered, checked)
+		}
+	}
+	if _, err := tokens.Verify(tok); err == nil {
+		t.Error("an expired remembered token was accepted")
+	}
+}

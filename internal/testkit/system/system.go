@@ -105,6 +105,9 @@ type Options struct {
 	// StepTimeout bounds each saga step of the orders the gateway starts
 	// (default 1 min).
 	StepTimeout time.Duration
+	// CatalogFeed tunes the gateway's feed of the catalogue's changes,
+	// which keeps its product cache fresh (default: as in production).
+	CatalogFeed inventory.FeedOptions
 	// Env adds configuration variables (TRUSTED_PROXIES,
 	// CORS_ALLOWED_ORIGINS, TEMPORAL_UI_URL, …), read as `ordersaga
 	// gateway` reads them.
@@ -201,6 +204,7 @@ func Start(t testing.TB, opt Options) *System {
 	}
 	settings := gateway.SettingsFrom(cfg)
 	settings.StartTimeout = opt.StartTimeout
+	settings.CatalogFeed = opt.CatalogFeed
 	s.Gateway = gateway.New(gateway.Deps{
 		Accounts: accounts.NewStore(pool), Catalog: inventory.NewCatalog(pool), Orders: s.Store, Outbox: outbox.NewLog(pool), Temporal: tc,
 		OrdersStats: postgres.NewStats(pool, log), Tokens: s.Tokens, Log: log, Registry: s.Registry, Now: time.Now, Codec: testkit.Codec(), Listener: gwLn,
