@@ -175,8 +175,10 @@ func Start(t testing.TB, opt Options) *System {
 		t.Fatal(err)
 	}
 	hubLn, opsLn := listen(t), listen(t)
+	// The hub profiles on its loopback ops port, as `ordersaga dev` does:
+	// the fan-out tool reads its live heap there.
 	s.Hub = ws.New(ws.Deps{Events: outbox.NewLog(pool), Tokens: s.Tokens, Kafka: consumer, Listener: hubLn, OpsListener: opsLn,
-		Registry: s.Registry, Log: log}, ws.Settings{Topic: s.Topic, Partitions: 3, SendBuffer: opt.SendBuffer})
+		Registry: s.Registry, Log: log}, ws.Settings{Topic: s.Topic, Partitions: 3, SendBuffer: opt.SendBuffer, Profiling: true})
 	s.HubURL, s.HubOpsURL = "ws://"+hubLn.Addr().String()+"/ws", "http://"+opsLn.Addr().String()
 	s.run("ws hub", s.Hub.Run)
 
