@@ -211,6 +211,11 @@ func TestProductPagesAreFreshAfterEveryWriter(t *testing.T) {
 	tok, _ := s.customer()
 	w := watch(t, s, "FRESH-1", 4)
 	time.Sleep(50 * time.Millisecond) // the page is cached
+	var page struct {
+		UpdatedAt time.Time `json:"updated_at"`
+	}
+	s.do("GET", "/api/v1/products/FRESH-1", "", nil).json(t, &page)
+	before := page.UpdatedAt
 
 	// An adjustment's new stock is on the page within the bound of its 200.
 	r := s.do("POST", "/api/v1/products/FRESH-1/stock", s.admin, map[string]any{"warehouse": "east", "delta": 4, "reason": "count"})
@@ -225,6 +230,28 @@ func TestProductPagesAreFreshAfterEveryWriter(t *testing.T) {
 		}
 		if sent.Sub(done) > freshBound {
 			t.Fatalf("the adjustment was not on the page %s after its 200", freshBound)
+		}
+	}
+	// The page's updated_at is the latest change of the product or of any
+	// of its warehouses, whichever row the change was in.
+	s.do("GET", "/api/v1/products/FRESH-1", "", nil).json(t, &page)
+	if !page.UpdatedAt.After(before) {
+		t.Errorf("after an adjustment of east the page says updated_at %s, as before it", page.UpdatedAt)
+	}
+
+	// A write that no code of this build makes (an operator's fix in SQL,
+	// an older build during a rolling deploy) is on the page all the same.
+	if _, err := s.pool.Exec(context.Background(), `UPDATE catalog.stock SET on_hand = on_hand + 1 WHERE sku = 'FRESH-1' AND warehouse = 'west'`); err != nil {
+		t.Fatal(err)
+	}
+	done = time.Now()
+	for {
+		sent := time.Now()
+		if s.available("FRESH-1") == 20 {
+			break
+		}
+		if sent.Sub(done) > freshBound {
+			t.Fatalf("a change made in SQL was not on the page %s after it committed", freshBound)
 		}
 	}
 
@@ -251,8 +278,8 @@ func TestProductPagesAreFreshAfterEveryWriter(t *testing.T) {
 		Active     bool  `json:"active"`
 	}
 	s.do("GET", "/api/v1/products/FRESH-1", "", nil).json(t, &p)
-	if p.Available != 16 || p.PriceCents != 1700 || p.Active {
-		t.Errorf("the page ends as %+v, want 16 available, 1700 cents, inactive", p)
+	if p.Available != 17 || p.PriceCents != 1700 || p.Active {
+		t.Errorf("the page ends as %+v, want 17 available, 1700 cents, inactive", p)
 	}
 	if hits, _, _ := cacheFigures(t, s); hits < 100 {
 		t.Errorf("the cache answered %v pages: the test did not exercise it", hits)

@@ -164,13 +164,16 @@ func collectProduct(rows pgx.Rows, sku string) (Product, error) {
 	for rows.Next() {
 		var warehouse *string
 		var onHand, reserved *int
+		var productUpdated time.Time
 		var stockUpdated *time.Time
-		if err := rows.Scan(&p.SKU, &p.Name, &p.Brand, &p.Description, &p.PriceCents, &p.Currency, &p.Active, &p.UpdatedAt,
+		// Every row repeats the product's columns: its updated_at is read
+		// aside, so that the latest of it and of every stock row wins.
+		if err := rows.Scan(&p.SKU, &p.Name, &p.Brand, &p.Description, &p.PriceCents, &p.Currency, &p.Active, &productUpdated,
 			&warehouse, &onHand, &reserved, &stockUpdated); err != nil {
 			return Product{}, fmt.Errorf("get product: %w", err)
 		}
 		if !found {
-			found, p.Stock = true, []Stock{}
+			found, p.Stock, p.UpdatedAt = true, []Stock{}, productUpdated
 		}
 		if warehouse == nil { // a product without stock
 			continue
@@ -303,7 +306,7 @@ func insertProduct(ctx context.Context, tx pgx.Tx, n NewProduct, reason, actor s
 	err := tx.QueryRow(ctx, `WITH s AS (
 			INSERT INTO catalog.products (sku, name, brand, description, price_cents, currency)
 			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sku) DO NOTHING RETURNING sku
-		), c AS (`+changedSQL+`)
+		)
 		SELECT EXISTS (SELECT 1 FROM s)`, n.SKU, n.Name, n.Brand, n.Description, n.PriceCents, n.Currency).Scan(&added)
 	if err != nil {
 		return false, fmt.Errorf("create product %s: %w", n.SKU, err)
@@ -352,7 +355,7 @@ func (c *Catalog) Update(ctx context.Context, sku string, p Patch) (Product, err
 				name = coalesce($2, name), brand = coalesce($3, brand), description = coalesce($4, description),
 				price_cents = coalesce($5, price_cents), active = coalesce($6, active), updated_at = now()
 				WHERE sku = $1 RETURNING sku
-			), c AS (`+changedSQL+`)
+			)
 			SELECT EXISTS (SELECT 1 FROM s)`, sku, p.Name, p.Brand, p.Description, p.PriceCents, p.Active).Scan(&found)
 		if err != nil {
 			return fmt.Errorf("update product: %w", err)
@@ -375,9 +378,7 @@ func (c *Catalog) Deactivate(ctx context.Context, sku string) error {
 		if err := lockForDeactivation(ctx, tx, sku); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `WITH s AS (
-				UPDATE catalog.products SET active = false, updated_at = now() WHERE sku = $1 RETURNING sku
-			) `+changedSQL, sku); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE catalog.products SET active = false, updated_at = now() WHERE sku = $1`, sku); err != nil {
 			return fmt.Errorf("deactivate product %s: %w", sku, err)
 		}
 		return nil

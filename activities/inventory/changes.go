@@ -12,8 +12,8 @@ import (
 )
 
 // The change feed. Every write of a product or of its stock appends the
-// sku to catalog.changes in its own transaction (ledger.go and the
-// Catalog's product writes), stamped by the database with the writing
+// sku to catalog.changes in its own transaction (the tables' triggers,
+// whoever writes), stamped by the database with the writing
 // transaction's id. A ChangeFeed polls that table with a dedicated
 // connection: each poll takes a snapshot and returns the skus written by
 // the transactions that it sees committed and the previous poll's snapshot
@@ -222,7 +222,9 @@ func (f *ChangeFeed) prune(ctx context.Context) {
 				SELECT pg_snapshot_xmin(pg_current_snapshot())::text`, []any{xmin}
 		}
 		var next string
-		err := f.db.db.QueryRow(ctx, q, args...).Scan(&next)
+		qctx, cancel := context.WithTimeout(ctx, 10*time.Second) // a frozen database must not hold a pool connection for good
+		err := f.db.db.QueryRow(qctx, q, args...).Scan(&next)
+		cancel()
 		if ctx.Err() != nil {
 			return
 		}

@@ -50,14 +50,13 @@ type dbtx interface {
 // The statements. Each takes a movement as $1 sku, $2 warehouse, $3 and
 // $4 the on_hand and reserved deltas, $5 kind, $6 reason, $7 order id and
 // $8 actor, changes the stock row in a CTE s that returns it, and appends
-// the movement and the sku's change for each row s returns: a change that
-// is refused writes nothing.
+// the movement for each row s returns: a change that is refused writes
+// nothing. (The sku's change for the gateways' caches is recorded by the
+// table's triggers: see schema/catalog/00003_changes.sql.)
 const (
-	// appendSQL is the ledger's one insert, and the change that tells the
-	// gateways' caches to drop the sku (see changes.go).
+	// appendSQL is the ledger's one insert.
 	appendSQL = `INSERT INTO catalog.stock_movements (sku, warehouse, on_hand_delta, reserved_delta, kind, reason, order_id, actor)
 		SELECT sku, warehouse, $3, $4, $5, $6, $7, $8 FROM s`
-	changedSQL = `INSERT INTO catalog.changes (sku) SELECT sku FROM s`
 
 	// moveSQL moves the row only if it stays within 0 <= reserved <=
 	// on_hand, the constraint that forbids overselling. The condition is
@@ -66,17 +65,17 @@ const (
 	// one row and no other, so on its own it keeps the global lock order
 	// (see the package comment) whatever the caller holds.
 	moveSQL = `WITH s AS (
-			UPDATE catalog.stock SET on_hand = on_hand + $3, reserved = reserved + $4, updated_at = now()
+			UPDATE catalog.stock SET on_hand = on_hand + $3, reserved = reserved + $4, updated_at = greatest(updated_at, now())
 			WHERE sku = $1 AND warehouse = $2
 				AND on_hand + $3 >= 0 AND reserved + $4 >= 0 AND on_hand + $3 >= reserved + $4
 			RETURNING sku, warehouse
-		), l AS (` + appendSQL + `), c AS (` + changedSQL + `)
+		), l AS (` + appendSQL + `)
 		SELECT EXISTS (SELECT 1 FROM s)`
 
 	openSQL = `WITH s AS (
 			INSERT INTO catalog.stock (sku, warehouse, on_hand, reserved) VALUES ($1, $2, $3, $4)
 			RETURNING sku, warehouse
-		), c AS (` + changedSQL + `) ` + appendSQL
+		) ` + appendSQL
 )
 
 // move applies m to its existing stock row and appends m to the ledger. It

@@ -16,6 +16,7 @@ package readcache
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,10 +49,13 @@ type Cache[V any] struct {
 	entries *lru.Cache[string, V]
 	group   singleflight.Group
 
-	// confirmed is the time (Unix nanoseconds) up to which the feed has
-	// reported every change; 0 when it has vouched for nothing since the
-	// last Reset.
+	// confirmed is the time up to which the feed has reported every
+	// change, in nanoseconds since base (plus one, so that 0 says the feed
+	// has vouched for nothing since the last Reset). Durations from base
+	// use the monotonic clock: a step of the wall clock cannot make a late
+	// feed look current.
 	confirmed atomic.Int64
+	base      time.Time
 
 	mu sync.Mutex
 	// loads are the loads in progress by key, each until it ends or its
@@ -87,7 +91,7 @@ func New[V any](load func(ctx context.Context, key string) (V, error), opts Opti
 	if err != nil {
 		panic(err) // only for a size below 1, which was replaced above
 	}
-	return &Cache[V]{load: load, opts: opts, entries: entries, loads: map[string][]*loading{}}
+	return &Cache[V]{load: load, opts: opts, entries: entries, loads: map[string][]*loading{}, base: opts.Now()}
 }
 
 // Get returns the value of key: from the cache while the feed is current,
@@ -125,7 +129,7 @@ func (c *Cache[V]) fill(key string) (V, error) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.LoadTimeout)
 	defer cancel()
-	v, err := c.load(ctx, key)
+	v, err := c.safeLoad(ctx, key)
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -134,6 +138,18 @@ func (c *Cache[V]) fill(key string) (V, error) {
 		c.entries.Add(key, v)
 	}
 	return v, err
+}
+
+// safeLoad is load with a panic turned into an error: fill runs on
+// singleflight's goroutine, where a panic would end the process rather than
+// the one request (gin's recovery is on the request's goroutine).
+func (c *Cache[V]) safeLoad(ctx context.Context, key string) (v V, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("load %s: panic: %v", key, r)
+		}
+	}()
+	return c.load(ctx, key)
 }
 
 // forget removes l from the loads of key. It holds c.mu.
@@ -188,7 +204,7 @@ func (c *Cache[V]) Reset() {
 // Confirm records that every change committed before asOf has been passed
 // to Invalidate. The cache serves until asOf is MaxLag old.
 func (c *Cache[V]) Confirm(asOf time.Time) {
-	n := asOf.UnixNano()
+	n := int64(asOf.Sub(c.base)) + 1
 	for {
 		old := c.confirmed.Load()
 		if n <= old || c.confirmed.CompareAndSwap(old, n) {
@@ -200,7 +216,7 @@ func (c *Cache[V]) Confirm(asOf time.Time) {
 // Serving reports whether Get may answer from the cache now.
 func (c *Cache[V]) Serving() bool {
 	at := c.confirmed.Load()
-	return at != 0 && c.opts.Now().UnixNano()-at <= int64(c.opts.MaxLag)
+	return at != 0 && int64(c.opts.Now().Sub(c.base))+1-at <= int64(c.opts.MaxLag)
 }
 
 // Lag is how old the feed's last confirmation is; false if there was none
@@ -210,7 +226,7 @@ func (c *Cache[V]) Lag() (time.Duration, bool) {
 	if at == 0 {
 		return 0, false
 	}
-	return time.Duration(c.opts.Now().UnixNano() - at), true
+	return time.Duration(int64(c.opts.Now().Sub(c.base)) + 1 - at), true
 }
 
 // Stats counts the Gets since the cache was built.
