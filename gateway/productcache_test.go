@@ -223,15 +223,7 @@ func TestProductPagesAreFreshAfterEveryWriter(t *testing.T) {
 	if r.Status != 200 {
 		t.Fatalf("adjust: %d %s", r.Status, r.Body)
 	}
-	for {
-		sent := time.Now()
-		if s.available("FRESH-1") == 19 {
-			break
-		}
-		if sent.Sub(done) > freshBound {
-			t.Fatalf("the adjustment was not on the page %s after its 200", freshBound)
-		}
-	}
+	waitAvailable(t, s, "FRESH-1", 19, done, "the adjustment")
 	// The page's updated_at is the latest change of the product or of any
 	// of its warehouses, whichever row the change was in.
 	s.do("GET", "/api/v1/products/FRESH-1", "", nil).json(t, &page)
@@ -245,15 +237,7 @@ func TestProductPagesAreFreshAfterEveryWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	done = time.Now()
-	for {
-		sent := time.Now()
-		if s.available("FRESH-1") == 20 {
-			break
-		}
-		if sent.Sub(done) > freshBound {
-			t.Fatalf("a change made in SQL was not on the page %s after it committed", freshBound)
-		}
-	}
+	waitAvailable(t, s, "FRESH-1", 20, done, "a change made in SQL")
 
 	var o orderJSON
 	r = s.placeOrder(tok, "tok_ok", "FRESH-1", 3)
@@ -338,5 +322,20 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting until %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitAvailable reads the page of sku until it shows want available, and
+// fails if a read sent more than freshBound after done still did not.
+func waitAvailable(t *testing.T, s *stack, sku string, want int, done time.Time, what string) {
+	t.Helper()
+	for {
+		sent := time.Now()
+		if s.available(sku) == want {
+			return
+		}
+		if sent.Sub(done) > freshBound {
+			t.Fatalf("%s was not on the page %s after it was made", what, freshBound)
+		}
 	}
 }
