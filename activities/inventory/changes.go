@@ -52,7 +52,7 @@ type ChangeSink interface {
 
 // FeedOptions tune a ChangeFeed. Zero values take the defaults.
 type FeedOptions struct {
-	// Interval is the time between two polls (default 10 ms): about the
+	// Interval is the time between two polls (default 25 ms): about the
 	// delay between a change and its report.
 	Interval time.Duration
 	// Timeout bounds a poll; a poll that fails or times out ends the
@@ -79,7 +79,7 @@ type ChangeFeed struct {
 // Changes returns a feed of the catalogue's changes.
 func (c *Catalog) Changes(opts FeedOptions, log *zap.Logger) *ChangeFeed {
 	if opts.Interval <= 0 {
-		opts.Interval = 10 * time.Millisecond
+		opts.Interval = 25 * time.Millisecond
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 2 * time.Second

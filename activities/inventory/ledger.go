@@ -105,6 +105,74 @@ func (m movement) args() []any {
 	return []any{m.sku, m.warehouse, m.onHand, m.reserved, string(m.kind), m.reason, m.orderID, m.actor}
 }
 
+// orderMoves are movements an order's activity makes in one go: each on
+// its own stock row, all of one kind, for one order, by one actor.
+type orderMoves struct {
+	orderID uuid.UUID
+	kind    kind
+	// rows are the stock rows and their deltas, in the global lock order
+	// (sku, then warehouse, byte order), no row twice.
+	rows []rowDelta
+}
+
+// rowDelta is one stock row's change within orderMoves.
+type rowDelta struct {
+	sku, warehouse   string
+	onHand, reserved int
+}
+
+// The statements of queueMoves. lockRowsSQL locks the rows in the global
+// lock order (LockRows runs above the sort), so that movesSQL, whose
+// update locks its rows in whatever order its plan visits them, waits for
+// none: a caller that holds no lock on these rows, or holds them already,
+// keeps the lock order either way. movesSQL is moveSQL for several rows:
+// it moves each row that stays within 0 <= reserved <= on_hand and appends
+// a ledger entry for each row it moved, and returns how many it moved.
+const (
+	lockRowsSQL = `SELECT 1 FROM catalog.stock st
+		JOIN unnest($1::text[], $2::text[]) AS m(sku, warehouse) ON st.sku = m.sku AND st.warehouse = m.warehouse
+		ORDER BY st.sku COLLATE "C", st.warehouse COLLATE "C"
+		FOR UPDATE OF st`
+	movesSQL = `WITH m AS (
+			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS m(sku, warehouse, on_hand, reserved)
+		), s AS (
+			UPDATE catalog.stock st SET on_hand = st.on_hand + m.on_hand, reserved = st.reserved + m.reserved,
+				updated_at = greatest(st.updated_at, now())
+			FROM m
+			WHERE st.sku = m.sku AND st.warehouse = m.warehouse
+				AND st.on_hand + m.on_hand >= 0 AND st.reserved + m.reserved >= 0
+				AND st.on_hand + m.on_hand >= st.reserved + m.reserved
+			RETURNING st.sku, st.warehouse, m.on_hand, m.reserved
+		), l AS (
+			INSERT INTO catalog.stock_movements (sku, warehouse, on_hand_delta, reserved_delta, kind, reason, order_id, actor)
+			SELECT sku, warehouse, on_hand, reserved, $5, $6, $7, $8 FROM s
+		)
+		SELECT count(*) FROM s`
+)
+
+// queueMoves adds to batch the statements that apply ms, setting moved to
+// the number of rows moved: all of ms.rows, or fewer when a row does not
+// exist or would leave its bounds (the caller refuses the whole change
+// then, rolling its transaction back). Two statements, one round trip, and
+// one firing of the stock table's triggers however many rows move.
+func queueMoves(batch *pgx.Batch, ms orderMoves, moved *int) {
+	skus := make([]string, len(ms.rows))
+	warehouses := make([]string, len(ms.rows))
+	onHand := make([]int64, len(ms.rows))
+	reserved := make([]int64, len(ms.rows))
+	for i, r := range ms.rows {
+		skus[i], warehouses[i], onHand[i], reserved[i] = r.sku, r.warehouse, int64(r.onHand), int64(r.reserved)
+	}
+	batch.Queue(lockRowsSQL, skus, warehouses)
+	batch.Queue(movesSQL, skus, warehouses, onHand, reserved, string(ms.kind), string(ms.kind)+" for order", ms.orderID, inventoryActor).
+		QueryRow(func(row pgx.Row) error {
+			if err := row.Scan(moved); err != nil {
+				return fmt.Errorf("%s stock of order %s: %w", ms.kind, ms.orderID, err)
+			}
+			return nil
+		})
+}
+
 // open creates the stock row of m's sku in m's warehouse with m's units,
 // and appends m to the ledger. A row that exists already is the unique
 // violation (SQLSTATE 23505) in the returned error's chain; the caller says

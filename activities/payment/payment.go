@@ -66,11 +66,7 @@ func (a *Activities) AuthorizePayment(ctx context.Context, req order.PaymentRequ
 		return order.Authorization{}, err
 	}
 	log := a.log.With(zap.String("order_id", req.OrderID))
-	if _, err := a.db.Exec(ctx, `INSERT INTO payments.payments (order_id, status, amount_cents, currency) VALUES ($1, 'PENDING', $2, $3)
-		ON CONFLICT (order_id) DO NOTHING`, id, req.AmountCents, req.Currency); err != nil {
-		return order.Authorization{}, fmt.Errorf("authorize payment: record attempt: %w", err)
-	}
-	p, err := a.load(ctx, id)
+	p, err := a.recordAttempt(ctx, id, req)
 	if err != nil {
 		return order.Authorization{}, fmt.Errorf("authorize payment: %w", err)
 	}
@@ -143,32 +139,21 @@ func (a *Activities) CapturePayment(ctx context.Context, req order.PaymentReques
 		return err
 	}
 	log := a.log.With(zap.String("order_id", req.OrderID))
-	p, err := a.load(ctx, id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return temporal.NewNonRetryableApplicationError("no authorization to capture", order.ErrInvalidRequest, nil)
-	}
-	if err != nil {
-		return fmt.Errorf("capture payment: %w", err)
-	}
-	if p.status == "CAPTURED" {
-		return nil
-	}
-	if err := captureAllowed(p.status); err != nil {
-		return err
-	}
-
 	callCtx, cancel := context.WithTimeout(ctx, captureCallTimeout)
 	defer cancel()
 	deadline, _ := callCtx.Deadline()
 	bound := time.Until(deadline) + inFlightMargin
-	tag, err := a.db.Exec(ctx, `UPDATE payments.payments SET capture_in_flight_until = now() + make_interval(secs => $2), updated_at = now()
-		WHERE order_id = $1 AND status = 'AUTHORIZED'`, id, bound.Seconds())
-	if err != nil {
-		return fmt.Errorf("capture payment: record capture issued: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		// A void or a concurrent capture changed the row since it was read.
+	// Recording the call's bound is also the read of the amount: one
+	// statement for the usual case, an AUTHORIZED payment.
+	var amountCents int64
+	err = a.db.QueryRow(ctx, `UPDATE payments.payments SET capture_in_flight_until = now() + make_interval(secs => $2), updated_at = now()
+		WHERE order_id = $1 AND status = 'AUTHORIZED' RETURNING amount_cents`, id, bound.Seconds()).Scan(&amountCents)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Not AUTHORIZED: captured already, never authorized, or voided.
 		p, err := a.load(ctx, id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return temporal.NewNonRetryableApplicationError("no authorization to capture", order.ErrInvalidRequest, nil)
+		}
 		if err != nil {
 			return fmt.Errorf("capture payment: %w", err)
 		}
@@ -180,8 +165,11 @@ func (a *Activities) CapturePayment(ctx context.Context, req order.PaymentReques
 		}
 		return fmt.Errorf("capture payment: the payment changed while it was read (now %s)", p.status)
 	}
+	if err != nil {
+		return fmt.Errorf("capture payment: record capture issued: %w", err)
+	}
 
-	err = a.provider.Capture(callCtx, req.OrderID, p.amountCents)
+	err = a.provider.Capture(callCtx, req.OrderID, amountCents)
 	var decline *DeclineError
 	if errors.As(err, &decline) {
 		if _, err := a.db.Exec(ctx, `UPDATE payments.payments SET decline_code = $2, capture_in_flight_until = NULL, updated_at = now()
@@ -196,7 +184,7 @@ func (a *Activities) CapturePayment(ctx context.Context, req order.PaymentReques
 		log.Warn("payment provider failed; will retry", zap.Error(err))
 		return temporal.NewApplicationError("payment provider failed: "+err.Error(), ErrProvider)
 	}
-	tag, err = a.db.Exec(ctx, `UPDATE payments.payments SET status = 'CAPTURED', capture_in_flight_until = NULL, updated_at = now()
+	tag, err := a.db.Exec(ctx, `UPDATE payments.payments SET status = 'CAPTURED', capture_in_flight_until = NULL, updated_at = now()
 		WHERE order_id = $1 AND status = 'AUTHORIZED'`, id)
 	if err != nil {
 		return fmt.Errorf("capture payment: record capture: %w", err)
@@ -349,6 +337,39 @@ type paymentRow struct {
 	authorizationID string
 	declineCode     string
 	amountCents     int64
+}
+
+// recordAttempt records the order's payment as PENDING unless it has a
+// row already, and returns its row, in one statement for a first attempt.
+func (a *Activities) recordAttempt(ctx context.Context, id uuid.UUID, req order.PaymentRequest) (paymentRow, error) {
+	var p paymentRow
+	var authID, code *string
+	// The second branch reads the row that was there before the statement
+	// began; a row a concurrent attempt committed since is in neither, so
+	// it is read again below.
+	err := a.db.QueryRow(ctx, `WITH ins AS (
+			INSERT INTO payments.payments (order_id, status, amount_cents, currency) VALUES ($1, 'PENDING', $2, $3)
+			ON CONFLICT (order_id) DO NOTHING
+			RETURNING status, authorization_id, decline_code, amount_cents
+		)
+		SELECT * FROM ins
+		UNION ALL
+		SELECT status, authorization_id, decline_code, amount_cents FROM payments.payments
+		WHERE order_id = $1 AND NOT EXISTS (SELECT 1 FROM ins)`, id, req.AmountCents, req.Currency).
+		Scan(&p.status, &authID, &code, &p.amountCents)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return a.load(ctx, id)
+	}
+	if err != nil {
+		return paymentRow{}, fmt.Errorf("record attempt: %w", err)
+	}
+	if authID != nil {
+		p.authorizationID = *authID
+	}
+	if code != nil {
+		p.declineCode = *code
+	}
+	return p, nil
 }
 
 func (a *Activities) load(ctx context.Context, id uuid.UUID) (paymentRow, error) {

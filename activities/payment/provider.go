@@ -121,12 +121,17 @@ func NewSimulator(db *pgxpool.Pool) *Simulator {
 const keyLockClass int32 = 0x70617973 // "pays"
 
 // answer is what the simulator did for one call: the operations row it
-// appends and what the caller gets back.
+// appends, the change it makes to the key's hold, if any, and what the
+// caller gets back.
 type answer struct {
 	op     string // authorize, capture, void, decline or error
 	amount int64
 	detail string
 	err    error // nil, a *DeclineError, or a transient failure
+	// change, when set, is the statement that changes the key's hold
+	// ($1 is the key), with its arguments after the key.
+	change     string
+	changeArgs []any
 }
 
 func decline(call, code string, amount int64) answer {
@@ -140,40 +145,60 @@ type hold struct {
 	amountCents     int64
 }
 
-// serve runs handle for one call in a transaction that also appends the
-// call's operations row, so that the ledger and the log never disagree.
-// Calls with one key are served one at a time (a transaction-scoped
-// advisory lock: a key that has no hold yet has no row to lock), as a
-// provider's idempotency key does. A database failure is returned wrapped,
-// as a transient failure; otherwise the answer's error.
-func (s *Simulator) serve(ctx context.Context, key string, handle func(tx pgx.Tx) (answer, error)) error {
+// keyState is what the simulator knows of a key when a call comes.
+type keyState struct {
+	hold  hold
+	found bool // the key has a hold
+	// voided says a void was answered for the key, hold or not.
+	voided bool
+	// failures counts the authorization attempts it answered with an error.
+	failures int
+}
+
+// serve answers one call in a transaction that also appends the call's
+// operations row, so that the ledger and the log never disagree. Calls
+// with one key are served one at a time (a transaction-scoped advisory
+// lock: a key that has no hold yet has no row to lock), as a provider's
+// idempotency key does. handle decides from the key's state, read after
+// the lock is held. Four round trips: the lock and the read go together,
+// as do the change and the operations row (a pipeline runs its statements
+// in order, each with a snapshot of its own). A database failure is
+// returned wrapped, as a transient failure; otherwise the answer's error.
+func (s *Simulator) serve(ctx context.Context, key string, handle func(keyState) answer) error {
 	var a answer
 	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, keyLockClass, key); err != nil {
+		var st keyState
+		var authID, state *string
+		var amount *int64
+		read := &pgx.Batch{}
+		read.Queue(`SELECT pg_advisory_xact_lock($1, hashtext($2))`, keyLockClass, key)
+		read.Queue(`SELECT h.authorization_id, h.state, h.amount_cents,
+				EXISTS (SELECT 1 FROM paysim.operations WHERE idempotency_key = $1 AND op = 'void'),
+				(SELECT count(*) FROM paysim.operations WHERE idempotency_key = $1 AND op = 'error')
+			FROM (SELECT 1) AS one LEFT JOIN paysim.holds h ON h.idempotency_key = $1`, key).
+			QueryRow(func(row pgx.Row) error {
+				return row.Scan(&authID, &state, &amount, &st.voided, &st.failures)
+			})
+		if err := tx.SendBatch(ctx, read).Close(); err != nil {
 			return err
 		}
-		var err error
-		if a, err = handle(tx); err != nil {
-			return err
+		if state != nil {
+			st.found = true
+			st.hold = hold{authorizationID: *authID, state: *state, amountCents: *amount}
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO paysim.operations (idempotency_key, op, amount_cents, detail) VALUES ($1, $2, $3, $4)`,
+		a = handle(st)
+		write := &pgx.Batch{}
+		if a.change != "" {
+			write.Queue(a.change, append([]any{key}, a.changeArgs...)...)
+		}
+		write.Queue(`INSERT INTO paysim.operations (idempotency_key, op, amount_cents, detail) VALUES ($1, $2, $3, $4)`,
 			key, a.op, a.amount, a.detail)
-		return err
+		return tx.SendBatch(ctx, write).Close()
 	})
 	if err != nil {
 		return fmt.Errorf("payment simulator: %w", err)
 	}
 	return a.err
-}
-
-func loadHold(ctx context.Context, tx pgx.Tx, key string) (hold, bool, error) {
-	var h hold
-	err := tx.QueryRow(ctx, `SELECT authorization_id, state, amount_cents FROM paysim.holds WHERE idempotency_key = $1`, key).
-		Scan(&h.authorizationID, &h.state, &h.amountCents)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return h, false, nil
-	}
-	return h, err == nil, err
 }
 
 // Authorize implements Provider. A key that already has a hold gets the
@@ -188,27 +213,18 @@ func (s *Simulator) Authorize(ctx context.Context, req AuthorizeRequest) (string
 		}
 	}
 	var authID string
-	err := s.serve(ctx, req.IdempotencyKey, func(tx pgx.Tx) (answer, error) {
-		h, found, err := loadHold(ctx, tx, req.IdempotencyKey)
-		if err != nil {
-			return answer{}, err
-		}
-		if found {
-			if h.state == "VOIDED" {
-				return decline("authorize", DeclineVoided, req.AmountCents), nil
+	err := s.serve(ctx, req.IdempotencyKey, func(st keyState) answer {
+		if st.found {
+			if st.hold.state == "VOIDED" {
+				return decline("authorize", DeclineVoided, req.AmountCents)
 			}
-			authID = h.authorizationID
-			return answer{op: "authorize", amount: 0, detail: "replay: hold is " + h.state}, nil
+			authID = st.hold.authorizationID
+			return answer{op: "authorize", amount: 0, detail: "replay: hold is " + st.hold.state}
 		}
 		// A void that came before any hold (the order was cancelled while
 		// this authorization was on its way) still binds the key.
-		var voided bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM paysim.operations WHERE idempotency_key = $1 AND op = 'void')`,
-			req.IdempotencyKey).Scan(&voided); err != nil {
-			return answer{}, err
-		}
-		if voided {
-			return decline("authorize", DeclineVoided, req.AmountCents), nil
+		if st.voided {
+			return decline("authorize", DeclineVoided, req.AmountCents)
 		}
 		prefix := "sim_ok_"
 		switch req.Token {
@@ -217,29 +233,23 @@ func (s *Simulator) Authorize(ctx context.Context, req AuthorizeRequest) (string
 			// The authorization id carries what capture must do.
 			prefix = "sim_capfail_"
 		case TokenDeclined:
-			return decline("authorize", DeclineCardDeclined, req.AmountCents), nil
+			return decline("authorize", DeclineCardDeclined, req.AmountCents)
 		case TokenInsufficientFunds:
-			return decline("authorize", DeclineInsufficientFunds, req.AmountCents), nil
+			return decline("authorize", DeclineInsufficientFunds, req.AmountCents)
 		case TokenTransientError:
-			var failed int
-			if err := tx.QueryRow(ctx, `SELECT count(*) FROM paysim.operations WHERE idempotency_key = $1 AND op = 'error'`,
-				req.IdempotencyKey).Scan(&failed); err != nil {
-				return answer{}, err
-			}
-			if failed < transientFailures {
-				n := failed + 1
+			if st.failures < transientFailures {
+				n := st.failures + 1
 				return answer{op: "error", amount: req.AmountCents, detail: fmt.Sprintf("authorize: attempt %d: unavailable", n),
-					err: fmt.Errorf("attempt %d: %w", n, ErrProviderUnavailable)}, nil
+					err: fmt.Errorf("attempt %d: %w", n, ErrProviderUnavailable)}
 			}
 		default:
-			return decline("authorize", DeclineInvalidToken, req.AmountCents), nil
+			return decline("authorize", DeclineInvalidToken, req.AmountCents)
 		}
 		authID = prefix + req.IdempotencyKey
-		if _, err := tx.Exec(ctx, `INSERT INTO paysim.holds (idempotency_key, authorization_id, amount_cents, currency, state)
-			VALUES ($1, $2, $3, $4, 'AUTHORIZED')`, req.IdempotencyKey, authID, req.AmountCents, req.Currency); err != nil {
-			return answer{}, err
-		}
-		return answer{op: "authorize", amount: req.AmountCents}, nil
+		return answer{op: "authorize", amount: req.AmountCents,
+			change: `INSERT INTO paysim.holds (idempotency_key, authorization_id, amount_cents, currency, state)
+				VALUES ($1, $2, $3, $4, 'AUTHORIZED')`,
+			changeArgs: []any{authID, req.AmountCents, req.Currency}}
 	})
 	if err != nil {
 		return "", err
@@ -250,27 +260,24 @@ func (s *Simulator) Authorize(ctx context.Context, req AuthorizeRequest) (string
 // Capture implements Provider. It takes the key's held amount once; a
 // second capture succeeds without taking anything.
 func (s *Simulator) Capture(ctx context.Context, key string, amountCents int64) error {
-	return s.serve(ctx, key, func(tx pgx.Tx) (answer, error) {
-		h, found, err := loadHold(ctx, tx, key)
+	return s.serve(ctx, key, func(st keyState) answer {
+		h := st.hold
 		switch {
-		case err != nil:
-			return answer{}, err
-		case !found:
-			return decline("capture", DeclineUnknownAuthorization, amountCents), nil
+		case !st.found:
+			return decline("capture", DeclineUnknownAuthorization, amountCents)
 		case h.state == "VOIDED":
-			return decline("capture", DeclineVoided, amountCents), nil
+			return decline("capture", DeclineVoided, amountCents)
 		case h.state == "CAPTURED":
-			return answer{op: "capture", detail: "replay: already captured"}, nil
+			return answer{op: "capture", detail: "replay: already captured"}
 		case strings.HasPrefix(h.authorizationID, "sim_capfail_"):
-			return decline("capture", DeclineCaptureDeclined, amountCents), nil
+			return decline("capture", DeclineCaptureDeclined, amountCents)
 		case amountCents > h.amountCents:
-			return decline("capture", DeclineAmountTooLarge, amountCents), nil
+			return decline("capture", DeclineAmountTooLarge, amountCents)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE paysim.holds SET state = 'CAPTURED', captured_cents = $2, captures = captures + 1, updated_at = now()
-			WHERE idempotency_key = $1`, key, amountCents); err != nil {
-			return answer{}, err
-		}
-		return answer{op: "capture", amount: amountCents}, nil
+		return answer{op: "capture", amount: amountCents,
+			change: `UPDATE paysim.holds SET state = 'CAPTURED', captured_cents = $2, captures = captures + 1, updated_at = now()
+				WHERE idempotency_key = $1`,
+			changeArgs: []any{amountCents}}
 	})
 }
 
@@ -279,21 +286,17 @@ func (s *Simulator) Capture(ctx context.Context, key string, amountCents int64) 
 // authorization of that key is declined). A captured hold is declined: it
 // needs a refund.
 func (s *Simulator) Void(ctx context.Context, key string) error {
-	return s.serve(ctx, key, func(tx pgx.Tx) (answer, error) {
-		h, found, err := loadHold(ctx, tx, key)
+	return s.serve(ctx, key, func(st keyState) answer {
+		h := st.hold
 		switch {
-		case err != nil:
-			return answer{}, err
-		case !found:
-			return answer{op: "void", detail: "no hold"}, nil
+		case !st.found:
+			return answer{op: "void", detail: "no hold"}
 		case h.state == "VOIDED":
-			return answer{op: "void", detail: "replay: already voided"}, nil
+			return answer{op: "void", detail: "replay: already voided"}
 		case h.state == "CAPTURED":
-			return decline("void", DeclineAlreadyCaptured, 0), nil
+			return decline("void", DeclineAlreadyCaptured, 0)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE paysim.holds SET state = 'VOIDED', updated_at = now() WHERE idempotency_key = $1`, key); err != nil {
-			return answer{}, err
-		}
-		return answer{op: "void", amount: h.amountCents}, nil
+		return answer{op: "void", amount: h.amountCents,
+			change: `UPDATE paysim.holds SET state = 'VOIDED', updated_at = now() WHERE idempotency_key = $1`}
 	})
 }
